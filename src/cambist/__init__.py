@@ -1,0 +1,3 @@
+"""Cambist: an open-source cryptocurrency exchange backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Commands: imperative, immutable requests to the core.
+
+Every command is a tagged msgspec Struct so the engine can journal it as MessagePack and a
+replay decodes exactly the same value. Amounts are integer units (see ``numbers``); the
+gateway converts the API's decimal strings before it builds a command. The engine assigns
+the sequence number and timestamp when it applies a command, they are not part of it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from cambist.core.types import (
+    MarketStatus,
+    MarketType,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+
+
+class Command(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True):
+    """Base of every command."""
+
+
+class AddAsset(Command, frozen=True, tag="add_asset"):
+    """Create an asset, or change its scale while nobody holds it."""
+
+    asset: str
+    scale: int
+
+
+class UpsertMarket(Command, frozen=True, tag="upsert_market"):
+    """Create a market or change its parameters at runtime (base and quote never change).
+
+    ``tick_size`` is in quote units per whole base unit, ``lot_size`` and ``min_quantity`` in
+    base units, ``min_notional`` in quote units, fees in parts per million.
+    """
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    tick_size: int
+    lot_size: int
+    min_quantity: int
+    min_notional: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    status: MarketStatus = MarketStatus.TRADING
+    self_trade_prevention: SelfTradePrevention = SelfTradePrevention.EXPIRE_MAKER
+    market_type: MarketType = MarketType.SPOT
+
+
+class Credit(Command, frozen=True, tag="credit"):
+    """A ledgered manual credit (support, tests, demo funding). ``credit_id`` is unique."""
+
+    credit_id: str
+    account_id: int
+    asset: str
+    amount: int
+    reason: str
+
+
+class PlaceOrder(Command, frozen=True, tag="place_order"):
+    """Place a limit or market order.
+
+    Limit: ``price`` and ``quantity``. Market: ``quantity``, or ``quote_quantity`` to spend
+    (buy) or receive (sell) that much quote. ``self_trade_prevention`` None means the
+    market's default.
+    """
+
+    account_id: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: int | None = None
+    price: int | None = None
+    quote_quantity: int | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    client_order_id: str | None = None
+    self_trade_prevention: SelfTradePrevention | None = None
+
+
+class CancelOrder(Command, frozen=True, tag="cancel_order"):
+    account_id: int
+    order_id: int
+
+
+class CancelAllOrders(Command, frozen=True, tag="cancel_all_orders"):
+    """Cancel every open order of an account on one market."""
+
+    account_id: int
+    symbol: str
+
+
+AnyCommand = AddAsset | UpsertMarket | Credit | PlaceOrder | CancelOrder | CancelAllOrders
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyCommand)
+
+
+def encode_command(command: Command) -> bytes:
+    return _encoder.encode(command)
+
+
+def decode_command(payload: bytes) -> AnyCommand:
+    return _decoder.decode(payload)
