@@ -137,6 +137,7 @@ class Changes(msgspec.Struct):
     """Everything changed since the last ``take_changes``; written in one transaction."""
 
     last_seq: int
+    last_time: int
     state_hash: str
     next_order_id: int
     next_trade_id: int
@@ -149,3 +150,21 @@ class Changes(msgspec.Struct):
     balances: list[BalanceView]
     # Markets whose resting book changed, for depth snapshots.
     books_changed: list[str]
+
+
+class CoreSnapshot(msgspec.Struct):
+    """The whole core state, enough to rebuild it exactly (``ExchangeCore.restore``).
+
+    ``open_orders`` must be given in the order they were accepted into their books, i.e.
+    sorted by ``priority`` (then ``order_id``); the restored queues follow that order.
+    """
+
+    last_seq: int
+    last_time: int
+    next_order_id: int
+    next_trade_id: int
+    next_posting_id: int
+    assets: list[AssetView]
+    markets: list[MarketView]
+    balances: list[BalanceView]
+    open_orders: list[OrderView]
