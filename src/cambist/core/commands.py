@@ -106,4 +106,5 @@ def encode_command(command: Command) -> bytes:
 
 
 def decode_command(payload: bytes) -> AnyCommand:
-    return _decoder.decode(payload)
+    command: AnyCommand = _decoder.decode(payload)
+    return command

@@ -15,6 +15,10 @@ MAX_DECIMAL_TEXT = 40  # characters; longer strings are refused before any arith
 MAX_SCALE = 18
 
 
+# Powers of ten as a table: ``10**n`` is typed as Any (n could be negative) and is slower.
+POW10: tuple[int, ...] = tuple(10**n for n in range(MAX_DECIMAL_TEXT + 1))
+
+
 class DecimalFormatError(ValueError):
     """The text is not a plain non-negative decimal with at most ``scale`` fraction digits."""
 
@@ -36,10 +40,10 @@ def parse_units(text: str, scale: int) -> int:
         raise DecimalFormatError("is too long")
     whole, dot, fraction = text.partition(".")
     if not _is_ascii_digits(whole) or (dot and not _is_ascii_digits(fraction)):
-        raise DecimalFormatError("must be a plain decimal string such as \"12.5\"")
+        raise DecimalFormatError('must be a plain decimal string such as "12.5"')
     if len(fraction) > scale:
         raise DecimalFormatError(f"has more than {scale} decimal places")
-    units = int(whole) * 10**scale + (int(fraction) * 10 ** (scale - len(fraction)) if fraction else 0)
+    units = int(whole) * POW10[scale] + (int(fraction) * POW10[scale - len(fraction)] if fraction else 0)
     if units >= MAX_UNITS:
         raise DecimalFormatError("is too large")
     return units
@@ -51,7 +55,7 @@ def format_units(units: int, scale: int) -> str:
     units = abs(units)
     if scale == 0:
         return f"{sign}{units}"
-    whole, fraction = divmod(units, 10**scale)
+    whole, fraction = divmod(units, POW10[scale])
     if fraction == 0:
         return f"{sign}{whole}"
     text = str(fraction).rjust(scale, "0").rstrip("0")

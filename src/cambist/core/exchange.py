@@ -1,0 +1,884 @@
+"""The exchange core: one deterministic state machine for assets, balances, books and orders.
+
+``apply(command, seq, time)`` runs risk → match → settle for one command and returns an
+``Outcome``. A command is fully validated before anything is touched, so a rejected command
+changes nothing. Every balance change is a double-entry ledger posting. ``take_changes``
+hands the engine everything changed since the previous call, to persist in one transaction.
+
+Cheap invariants run on every command (touched balances never negative, every posting sums
+to zero per asset, the book is never crossed); ``checks.check_invariants`` does the full scan.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cambist.core.book import BookSide, OrderBook
+from cambist.core.commands import (
+    AddAsset,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    Credit,
+    PlaceOrder,
+    UpsertMarket,
+)
+from cambist.core.events import (
+    AssetView,
+    BalanceView,
+    Changes,
+    CoreSnapshot,
+    LedgerEntry,
+    MarketView,
+    Outcome,
+    Trade,
+)
+from cambist.core.numbers import MAX_SCALE, MAX_UNITS, POW10, fee_for
+from cambist.core.orders import Order
+from cambist.core.statehash import StateHasher, asset_key, balance_key, market_key
+from cambist.core.types import (
+    EXTERNAL_ACCOUNT,
+    FEE_ACCOUNT,
+    SYSTEM_ACCOUNTS,
+    Bucket,
+    MarketStatus,
+    OrderStatus,
+    OrderType,
+    RejectCode,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+
+ASSET_RE = re.compile(r"^[A-Z0-9]{2,12}$")
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+MAX_FEE_PPM = 100_000  # 10 %: anything above is a typo, not a fee schedule
+MAX_OPEN_ORDERS_PER_ACCOUNT = 1_000
+
+
+class InvariantViolation(RuntimeError):
+    """A broken invariant is a bug: the engine stops rather than persist a wrong state."""
+
+
+class Rejected(Exception):
+    """Raised inside validation only; turned into a reject ``Outcome`` before anything changed."""
+
+    def __init__(self, code: RejectCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class Market:
+    view: MarketView
+    base_scale: int
+    book: OrderBook = field(default_factory=OrderBook)
+
+    @property
+    def base_unit(self) -> int:
+        """Units of base in one whole base coin: divides q * price into quote units."""
+        return POW10[self.base_scale]
+
+
+@dataclass(slots=True)
+class _CommandScope:
+    """What one command touched, for its ``Outcome`` and the cheap always-on checks."""
+
+    orders: dict[int, Order] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    balances: set[tuple[int, str]] = field(default_factory=set)
+    markets: set[str] = field(default_factory=set)
+
+
+class ExchangeCore:
+    def __init__(self) -> None:
+        self.assets: dict[str, int] = {}  # asset -> scale
+        self.markets: dict[str, Market] = {}
+        self.balances: dict[tuple[int, str], list[int]] = {}  # -> [available, locked]
+        self.orders: dict[int, Order] = {}  # open orders only
+        self.client_order_ids: dict[tuple[int, str], int] = {}  # open orders only
+        self.open_order_count: dict[int, int] = {}
+        self.last_seq = 0
+        self.last_time = 0
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.next_posting_id = 1
+        self._hasher = StateHasher()
+        self._scope = _CommandScope()
+        self._dirty_assets: set[str] = set()
+        self._dirty_markets: set[str] = set()
+        self._dirty_orders: dict[int, Order] = {}
+        self._dirty_balances: set[tuple[int, str]] = set()
+        self._books_changed: set[str] = set()
+        self._trades: list[Trade] = []
+        self._ledger: list[LedgerEntry] = []
+
+    # ------------------------------------------------------------------ public surface
+
+    def apply(self, command: Command, seq: int, time: int) -> Outcome:
+        if seq <= self.last_seq:
+            raise InvariantViolation(f"sequence {seq} after {self.last_seq}")
+        time = max(time, self.last_time)  # the core's clock never runs backwards
+        self.last_seq = seq
+        self.last_time = time
+        self._scope = scope = _CommandScope()
+        try:
+            outcome = self._dispatch(command, seq, time)
+        except Rejected as rejected:
+            if scope.balances or scope.orders or scope.trades:
+                raise InvariantViolation(f"rejected command changed state: {command!r}") from None
+            return Outcome(seq=seq, time=time, reject=rejected.code, message=rejected.message)
+        self._finish_command(scope)
+        return outcome
+
+    def take_changes(self) -> Changes:
+        """Everything changed since the last call; the engine persists it atomically."""
+        changes = Changes(
+            last_seq=self.last_seq,
+            last_time=self.last_time,
+            state_hash=self.state_hash(),
+            next_order_id=self.next_order_id,
+            next_trade_id=self.next_trade_id,
+            next_posting_id=self.next_posting_id,
+            assets=[AssetView(a, self.assets[a]) for a in sorted(self._dirty_assets)],
+            markets=[self.markets[s].view for s in sorted(self._dirty_markets)],
+            orders=[o.view() for o in self._dirty_orders.values()],
+            trades=self._trades,
+            ledger=self._ledger,
+            balances=[self._balance_view(key) for key in sorted(self._dirty_balances)],
+            books_changed=sorted(self._books_changed),
+        )
+        self._reset_changes()
+        return changes
+
+    def state_hash(self) -> str:
+        """Hash of the whole state, maintained incrementally (see ``statehash``)."""
+        return self._hasher.digest(self._counters())
+
+    def compute_state_hash(self) -> str:
+        """The same hash computed from scratch: used to prove a rebuilt core is exact."""
+        hasher = StateHasher()
+        for asset, scale in self.assets.items():
+            hasher.set(asset_key(asset), (asset, scale))
+        for symbol, market in self.markets.items():
+            hasher.set(market_key(symbol), market.view)
+        for (account, asset), (available, locked) in self.balances.items():
+            hasher.set(balance_key(account, asset), (available, locked))
+        for order in self.orders.values():
+            hasher.set(order.order_id, order.hash_key())
+        return hasher.digest(self._counters())
+
+    @classmethod
+    def restore(cls, snapshot: CoreSnapshot) -> ExchangeCore:
+        core = cls()
+        for asset in snapshot.assets:
+            core.assets[asset.asset] = asset.scale
+            core._hasher.set(asset_key(asset.asset), (asset.asset, asset.scale))
+        for market_view in snapshot.markets:
+            core.markets[market_view.symbol] = Market(market_view, core.assets[market_view.base_asset])
+            core._hasher.set(market_key(market_view.symbol), market_view)
+        for balance in snapshot.balances:
+            if balance.available or balance.locked:
+                key = (balance.account_id, balance.asset)
+                core.balances[key] = [balance.available, balance.locked]
+                core._hasher.set(balance_key(*key), (balance.available, balance.locked))
+        for view in sorted(snapshot.open_orders, key=lambda o: (o.priority, o.order_id)):
+            order = Order.from_view(view)
+            core._rest(order, core.markets[order.symbol])
+            core._hasher.set(order.order_id, order.hash_key())
+        core.last_seq = snapshot.last_seq
+        core.last_time = snapshot.last_time
+        core.next_order_id = snapshot.next_order_id
+        core.next_trade_id = snapshot.next_trade_id
+        core.next_posting_id = snapshot.next_posting_id
+        core._reset_changes()
+        return core
+
+    def snapshot(self) -> CoreSnapshot:
+        return CoreSnapshot(
+            last_seq=self.last_seq,
+            last_time=self.last_time,
+            next_order_id=self.next_order_id,
+            next_trade_id=self.next_trade_id,
+            next_posting_id=self.next_posting_id,
+            assets=[AssetView(a, s) for a, s in sorted(self.assets.items())],
+            markets=[m.view for _, m in sorted(self.markets.items())],
+            balances=[self._balance_view(key) for key in sorted(self.balances)],
+            open_orders=[o.view() for o in sorted(self.orders.values(), key=lambda o: o.priority)],
+        )
+
+    def balance(self, account_id: int, asset: str) -> BalanceView:
+        return self._balance_view((account_id, asset))
+
+    def depth(self, symbol: str, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        book = self.markets[symbol].book
+        return book.bids.depth(limit), book.asks.depth(limit)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, command: Command, seq: int, time: int) -> Outcome:
+        if isinstance(command, PlaceOrder):
+            return self._place(command, seq, time)
+        if isinstance(command, CancelOrder):
+            return self._cancel(command, seq, time)
+        if isinstance(command, CancelAllOrders):
+            return self._cancel_all(command, seq, time)
+        if isinstance(command, Credit):
+            return self._credit(command, seq, time)
+        if isinstance(command, UpsertMarket):
+            return self._upsert_market(command, seq, time)
+        if isinstance(command, AddAsset):
+            return self._add_asset(command, seq, time)
+        raise Rejected(RejectCode.INVALID_ORDER, f"unknown command {type(command).__name__}")
+
+    # ------------------------------------------------------------------ reference data
+
+    def _add_asset(self, cmd: AddAsset, seq: int, time: int) -> Outcome:
+        if not ASSET_RE.match(cmd.asset):
+            raise Rejected(RejectCode.INVALID_ASSET, "asset must be 2-12 upper-case letters or digits")
+        if not 0 <= cmd.scale <= MAX_SCALE:
+            raise Rejected(RejectCode.INVALID_ASSET, f"scale must be between 0 and {MAX_SCALE}")
+        current = self.assets.get(cmd.asset)
+        if current is not None and current != cmd.scale:
+            # Changing the unit under existing amounts would silently rescale them.
+            if any(asset == cmd.asset for (_, asset) in self.balances):
+                raise Rejected(RejectCode.ASSET_SCALE_LOCKED, "the scale of an asset with balances is fixed")
+            if any(
+                m.view.base_asset == cmd.asset or m.view.quote_asset == cmd.asset
+                for m in self.markets.values()
+            ):
+                raise Rejected(
+                    RejectCode.ASSET_SCALE_LOCKED, "the scale of an asset used by a market is fixed"
+                )
+        self.assets[cmd.asset] = cmd.scale
+        self._hasher.set(asset_key(cmd.asset), (cmd.asset, cmd.scale))
+        self._dirty_assets.add(cmd.asset)
+        return Outcome(seq=seq, time=time)
+
+    def _upsert_market(self, cmd: UpsertMarket, seq: int, time: int) -> Outcome:
+        view = MarketView(
+            symbol=cmd.symbol,
+            base_asset=cmd.base_asset,
+            quote_asset=cmd.quote_asset,
+            tick_size=cmd.tick_size,
+            lot_size=cmd.lot_size,
+            min_quantity=cmd.min_quantity,
+            min_notional=cmd.min_notional,
+            maker_fee_ppm=cmd.maker_fee_ppm,
+            taker_fee_ppm=cmd.taker_fee_ppm,
+            status=cmd.status,
+            self_trade_prevention=cmd.self_trade_prevention,
+            market_type=cmd.market_type,
+        )
+        self._validate_market(view)
+        existing = self.markets.get(cmd.symbol)
+        if existing is None:
+            self.markets[cmd.symbol] = Market(view, self.assets[cmd.base_asset])
+        else:
+            if (existing.view.base_asset, existing.view.quote_asset) != (cmd.base_asset, cmd.quote_asset):
+                raise Rejected(RejectCode.INVALID_MARKET, "a market's base and quote assets never change")
+            existing.view = view
+        self._hasher.set(market_key(cmd.symbol), view)
+        self._dirty_markets.add(cmd.symbol)
+        return Outcome(seq=seq, time=time)
+
+    def _validate_market(self, view: MarketView) -> None:
+        if not SYMBOL_RE.match(view.symbol) or view.symbol != f"{view.base_asset}-{view.quote_asset}":
+            raise Rejected(RejectCode.INVALID_MARKET, "symbol must be BASE-QUOTE of its two assets")
+        for asset in (view.base_asset, view.quote_asset):
+            if asset not in self.assets:
+                raise Rejected(RejectCode.UNKNOWN_ASSET, f"unknown asset {asset}")
+        if view.base_asset == view.quote_asset:
+            raise Rejected(RejectCode.INVALID_MARKET, "base and quote must differ")
+        base_unit = POW10[self.assets[view.base_asset]]
+        if not 0 < view.tick_size < MAX_UNITS or not 0 < view.lot_size < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_MARKET, "tick size and lot size must be positive")
+        if (view.tick_size * view.lot_size) % base_unit:
+            # Guarantees every trade's quote amount is a whole number of quote units.
+            raise Rejected(
+                RejectCode.INVALID_MARKET,
+                "tick size x lot size must be a whole number of quote-asset units",
+            )
+        if view.min_quantity < view.lot_size or view.min_quantity % view.lot_size:
+            raise Rejected(
+                RejectCode.INVALID_MARKET, "minimum quantity must be a positive multiple of the lot"
+            )
+        if not 0 <= view.min_notional < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_MARKET, "minimum notional must not be negative")
+        for fee in (view.maker_fee_ppm, view.taker_fee_ppm):
+            if not 0 <= fee <= MAX_FEE_PPM:
+                raise Rejected(RejectCode.INVALID_MARKET, "fees must be between 0 and 0.1")
+
+    # ------------------------------------------------------------------ credits
+
+    def _credit(self, cmd: Credit, seq: int, time: int) -> Outcome:
+        if cmd.asset not in self.assets:
+            raise Rejected(RejectCode.UNKNOWN_ASSET, f"unknown asset {cmd.asset}")
+        if cmd.account_id in SYSTEM_ACCOUNTS or cmd.account_id <= 0:
+            raise Rejected(RejectCode.ACCOUNT_NOT_ALLOWED, "credits go to user accounts")
+        if not 0 < cmd.amount < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_AMOUNT, "amount must be positive")
+        available, locked = self.balances.get((cmd.account_id, cmd.asset), (0, 0))
+        if available + locked + cmd.amount >= MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_AMOUNT, "the balance would exceed the asset's maximum")
+        issued = -self.balances.get((EXTERNAL_ACCOUNT, cmd.asset), (0, 0))[0]
+        if issued + cmd.amount >= MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_AMOUNT, "total credits would exceed the asset's maximum")
+        posting = self._new_posting()
+        self._post(
+            posting,
+            seq,
+            time,
+            EXTERNAL_ACCOUNT,
+            cmd.asset,
+            Bucket.AVAILABLE,
+            -cmd.amount,
+            "credit",
+            cmd.credit_id,
+        )
+        self._post(
+            posting,
+            seq,
+            time,
+            cmd.account_id,
+            cmd.asset,
+            Bucket.AVAILABLE,
+            cmd.amount,
+            "credit",
+            cmd.credit_id,
+        )
+        return Outcome(seq=seq, time=time, balances=(self.balance(cmd.account_id, cmd.asset),))
+
+    # ------------------------------------------------------------------ orders: validation
+
+    def _place(self, cmd: PlaceOrder, seq: int, time: int) -> Outcome:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}")
+        view = market.view
+        if view.status is not MarketStatus.TRADING:
+            raise Rejected(RejectCode.MARKET_HALTED, f"{cmd.symbol} is not accepting new orders")
+        if cmd.account_id in SYSTEM_ACCOUNTS or cmd.account_id <= 0:
+            raise Rejected(RejectCode.ACCOUNT_NOT_ALLOWED, "orders come from user accounts")
+        if cmd.client_order_id is not None:
+            if not CLIENT_ORDER_ID_RE.match(cmd.client_order_id):
+                raise Rejected(RejectCode.INVALID_ORDER, "clientOrderId must be 1-64 of A-Z a-z 0-9 . _ : -")
+            if (cmd.account_id, cmd.client_order_id) in self.client_order_ids:
+                raise Rejected(
+                    RejectCode.DUPLICATE_CLIENT_ORDER_ID, "an open order already has this clientOrderId"
+                )
+        if self.open_order_count.get(cmd.account_id, 0) >= MAX_OPEN_ORDERS_PER_ACCOUNT:
+            raise Rejected(
+                RejectCode.TOO_MANY_OPEN_ORDERS, f"at most {MAX_OPEN_ORDERS_PER_ACCOUNT} open orders"
+            )
+        stp = cmd.self_trade_prevention or view.self_trade_prevention
+        if cmd.order_type is OrderType.LIMIT:
+            hold = self._validate_limit(cmd, market)
+            tif = cmd.time_in_force
+        else:
+            hold = self._validate_market_order(cmd, market, stp)
+            # A market order never rests: GTC means "as much as possible now", i.e. IOC.
+            tif = TimeInForce.FOK if cmd.time_in_force is TimeInForce.FOK else TimeInForce.IOC
+        hold_asset = view.quote_asset if cmd.side is Side.BUY else view.base_asset
+        if hold > self._available(cmd.account_id, hold_asset):
+            raise Rejected(RejectCode.INSUFFICIENT_FUNDS, f"insufficient {hold_asset} available")
+        fill_or_kill_fails = tif is TimeInForce.FOK and not self._fok_fillable(cmd, market, stp)
+        return self._accept(cmd, market, stp, tif, hold, hold_asset, fill_or_kill_fails, seq, time)
+
+    def _validate_limit(self, cmd: PlaceOrder, market: Market) -> int:
+        view = market.view
+        if cmd.price is None:
+            raise Rejected(RejectCode.INVALID_PRICE, "a limit order needs a price")
+        if cmd.quantity is None:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "a limit order needs a quantity")
+        if cmd.quote_quantity is not None:
+            raise Rejected(RejectCode.INVALID_ORDER, "quoteQuantity is only for market orders")
+        if cmd.post_only and cmd.time_in_force is not TimeInForce.GTC:
+            raise Rejected(RejectCode.INVALID_ORDER, "postOnly orders rest on the book: use GTC")
+        self._check_price(cmd.price, view)
+        self._check_quantity(cmd.quantity, view)
+        notional = cmd.quantity * cmd.price
+        if notional // market.base_unit >= MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "price x quantity is too large")
+        if -(-notional // market.base_unit) < view.min_notional:
+            raise Rejected(
+                RejectCode.BELOW_MIN_NOTIONAL, "price x quantity is below the market's minimum notional"
+            )
+        if cmd.post_only and self._crosses(cmd.side, cmd.price, market):
+            raise Rejected(RejectCode.POST_ONLY_WOULD_TAKE, "a postOnly order would trade immediately")
+        if cmd.side is Side.BUY:
+            return -(-notional // market.base_unit)  # rounded up: the hold always covers the fills
+        return cmd.quantity
+
+    def _validate_market_order(self, cmd: PlaceOrder, market: Market, stp: SelfTradePrevention) -> int:
+        view = market.view
+        if cmd.price is not None:
+            raise Rejected(RejectCode.INVALID_ORDER, "a market order has no price")
+        if cmd.post_only:
+            raise Rejected(RejectCode.INVALID_ORDER, "a market order cannot be postOnly")
+        if (cmd.quantity is None) == (cmd.quote_quantity is None):
+            raise Rejected(
+                RejectCode.INVALID_ORDER, "a market order needs exactly one of quantity and quoteQuantity"
+            )
+        if cmd.quantity is not None:
+            self._check_quantity(cmd.quantity, view)
+            if cmd.side is Side.SELL:
+                return cmd.quantity
+            cost, _ = self._walk(market, Side.BUY, cmd.account_id, stp, quantity=cmd.quantity)
+            return cost
+        assert cmd.quote_quantity is not None
+        if cmd.time_in_force is TimeInForce.FOK:
+            raise Rejected(RejectCode.INVALID_ORDER, "FOK market orders are sized by quantity")
+        if not 0 < cmd.quote_quantity < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "quoteQuantity must be positive")
+        if cmd.quote_quantity < view.min_notional:
+            raise Rejected(
+                RejectCode.BELOW_MIN_NOTIONAL, "quoteQuantity is below the market's minimum notional"
+            )
+        if cmd.side is Side.BUY:
+            return cmd.quote_quantity
+        _, base_needed = self._walk(market, Side.SELL, cmd.account_id, stp, quote=cmd.quote_quantity)
+        return base_needed
+
+    @staticmethod
+    def _check_price(price: int, view: MarketView) -> None:
+        if not 0 < price < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_PRICE, "price must be positive")
+        if price % view.tick_size:
+            raise Rejected(RejectCode.INVALID_PRICE, "price is not a multiple of the tick size")
+
+    @staticmethod
+    def _check_quantity(quantity: int, view: MarketView) -> None:
+        if not 0 < quantity < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "quantity must be positive")
+        if quantity % view.lot_size:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "quantity is not a multiple of the lot size")
+        if quantity < view.min_quantity:
+            raise Rejected(RejectCode.BELOW_MIN_QUANTITY, "quantity is below the market's minimum")
+
+    @staticmethod
+    def _crosses(side: Side, price: int, market: Market) -> bool:
+        if side is Side.BUY:
+            best_ask = market.book.asks.best_price()
+            return best_ask is not None and best_ask <= price
+        best_bid = market.book.bids.best_price()
+        return best_bid is not None and best_bid >= price
+
+    def _walk(
+        self,
+        market: Market,
+        side: Side,
+        account_id: int,
+        stp: SelfTradePrevention,
+        *,
+        quantity: int | None = None,
+        quote: int | None = None,
+        limit_price: int | None = None,
+    ) -> tuple[int, int]:
+        """Dry run of a taker against the book: (quote amount, base quantity) it would trade.
+
+        Skips the account's own orders when they would be canceled (expire_maker) and stops
+        at them when the taker would be (expire_taker, expire_both), like the real match.
+        """
+        opposite = market.book.asks if side is Side.BUY else market.book.bids
+        lot = market.view.lot_size
+        base_unit = market.base_unit
+        quote_total = 0
+        base_total = 0
+        for level in opposite.iter_levels():
+            if limit_price is not None and (
+                (side is Side.BUY and level.price > limit_price)
+                or (side is Side.SELL and level.price < limit_price)
+            ):
+                break
+            for maker in level.orders.values():
+                if maker.account_id == account_id:
+                    if stp is SelfTradePrevention.EXPIRE_MAKER:
+                        continue
+                    return quote_total, base_total
+                take = maker.remaining
+                if quantity is not None:
+                    take = min(take, quantity - base_total)
+                if quote is not None:
+                    affordable = (quote - quote_total) * base_unit // level.price
+                    take = min(take, affordable - affordable % lot)
+                if take <= 0:
+                    return quote_total, base_total
+                base_total += take
+                quote_total += take * level.price // base_unit
+        return quote_total, base_total
+
+    def _fok_fillable(self, cmd: PlaceOrder, market: Market, stp: SelfTradePrevention) -> bool:
+        assert cmd.quantity is not None
+        _, base = self._walk(
+            market, cmd.side, cmd.account_id, stp, quantity=cmd.quantity, limit_price=cmd.price
+        )
+        return base >= cmd.quantity
+
+    # ------------------------------------------------------------------ orders: execution
+
+    def _accept(
+        self,
+        cmd: PlaceOrder,
+        market: Market,
+        stp: SelfTradePrevention,
+        tif: TimeInForce,
+        hold: int,
+        hold_asset: str,
+        kill: bool,
+        seq: int,
+        time: int,
+    ) -> Outcome:
+        view = market.view
+        order = Order(
+            order_id=self.next_order_id,
+            account_id=cmd.account_id,
+            symbol=cmd.symbol,
+            side=cmd.side,
+            order_type=cmd.order_type,
+            time_in_force=tif,
+            post_only=cmd.post_only,
+            self_trade_prevention=stp,
+            client_order_id=cmd.client_order_id,
+            price=cmd.price,
+            quantity=cmd.quantity,
+            quote_quantity=cmd.quote_quantity,
+            fee_asset=view.base_asset if cmd.side is Side.BUY else view.quote_asset,
+            hold_asset=hold_asset,
+            seq=seq,
+            time=time,
+        )
+        self.next_order_id += 1
+        self._touch_order(order)
+        if kill or hold == 0:
+            # FOK that cannot fill completely, or a market order facing an empty book.
+            order.transition(OrderStatus.EXPIRED, seq, time)
+            return self._order_outcome(order, seq, time)
+        self._move_hold(order, hold, seq, time)
+        spent_budget = self._match(order, market, stp, seq, time)
+        if order.is_open:
+            if spent_budget and order.filled_quantity:
+                # An order sized in quote is complete once what is left cannot buy one lot.
+                order.transition(OrderStatus.FILLED, seq, time)
+            elif order.order_type is OrderType.LIMIT and order.time_in_force is TimeInForce.GTC:
+                self._rest(order, market)
+                self._books_changed.add(order.symbol)
+                return self._order_outcome(order, seq, time)
+            else:
+                order.transition(OrderStatus.EXPIRED, seq, time)
+            self._release_hold(order, seq, time)
+        return self._order_outcome(order, seq, time)
+
+    def _match(self, taker: Order, market: Market, stp: SelfTradePrevention, seq: int, time: int) -> bool:
+        """Fill ``taker`` against the book at the makers' prices.
+
+        Returns True when a quote-sized order stopped because its budget is spent (it is
+        then complete); False when the book, the limit price or self-trade prevention
+        stopped it, or when a quantity-sized order filled (its status says so already).
+        """
+        book = market.book
+        opposite: BookSide = book.asks if taker.side is Side.BUY else book.bids
+        lot = market.view.lot_size
+        base_unit = market.base_unit
+        while True:
+            level = opposite.best()
+            if level is None:
+                return False
+            price = level.price
+            if taker.price is not None and (
+                (taker.side is Side.BUY and price > taker.price)
+                or (taker.side is Side.SELL and price < taker.price)
+            ):
+                return False
+            while level.orders:
+                maker = level.first()
+                if maker.account_id == taker.account_id:
+                    if stp is not SelfTradePrevention.EXPIRE_TAKER:
+                        self._end_resting(maker, market, OrderStatus.EXPIRED, seq, time)
+                    if stp is not SelfTradePrevention.EXPIRE_MAKER:
+                        return False
+                    continue
+                take = maker.remaining
+                if taker.quantity is not None:
+                    take = min(take, taker.remaining)
+                if taker.quote_quantity is not None:
+                    affordable = (taker.quote_quantity - taker.quote_filled) * base_unit // price
+                    take = min(take, affordable - affordable % lot)
+                    if take <= 0:
+                        return True
+                if taker.side is Side.BUY:
+                    affordable = taker.hold_remaining * base_unit // price
+                    take = min(take, affordable - affordable % lot)
+                else:
+                    take = min(take, taker.hold_remaining)
+                if take <= 0:
+                    return taker.quote_quantity is not None
+                self._execute(taker, maker, market, price, take, seq, time)
+                if taker.quantity is not None and taker.remaining == 0:
+                    return False
+            # the level emptied; the loop looks at the next one
+
+    def _execute(
+        self, taker: Order, maker: Order, market: Market, price: int, quantity: int, seq: int, time: int
+    ) -> None:
+        view = market.view
+        base, quote = view.base_asset, view.quote_asset
+        quote_amount = quantity * price // market.base_unit
+        taker_is_buyer = taker.side is Side.BUY
+        buyer, seller = (taker, maker) if taker_is_buyer else (maker, taker)
+        buyer_fee = fee_for(quantity, view.taker_fee_ppm if taker_is_buyer else view.maker_fee_ppm)
+        seller_fee = fee_for(quote_amount, view.maker_fee_ppm if taker_is_buyer else view.taker_fee_ppm)
+        trade_id = self.next_trade_id
+        self.next_trade_id += 1
+        ref = str(trade_id)
+        posting = self._new_posting()
+        self._post(posting, seq, time, buyer.account_id, quote, Bucket.LOCKED, -quote_amount, "trade", ref)
+        self._post(
+            posting,
+            seq,
+            time,
+            seller.account_id,
+            quote,
+            Bucket.AVAILABLE,
+            quote_amount - seller_fee,
+            "trade",
+            ref,
+        )
+        self._post(posting, seq, time, seller.account_id, base, Bucket.LOCKED, -quantity, "trade", ref)
+        self._post(
+            posting, seq, time, buyer.account_id, base, Bucket.AVAILABLE, quantity - buyer_fee, "trade", ref
+        )
+        if seller_fee:
+            self._post(posting, seq, time, FEE_ACCOUNT, quote, Bucket.AVAILABLE, seller_fee, "fee", ref)
+        if buyer_fee:
+            self._post(posting, seq, time, FEE_ACCOUNT, base, Bucket.AVAILABLE, buyer_fee, "fee", ref)
+        buyer.hold_remaining -= quote_amount
+        seller.hold_remaining -= quantity
+        buyer.fee += buyer_fee
+        seller.fee += seller_fee
+        for order in (taker, maker):
+            order.filled_quantity += quantity
+            order.quote_filled += quote_amount
+            self._touch_order(order)
+        taker_fee, maker_fee = (buyer_fee, seller_fee) if taker_is_buyer else (seller_fee, buyer_fee)
+        trade = Trade(
+            trade_id=trade_id,
+            seq=seq,
+            time=time,
+            symbol=view.symbol,
+            price=price,
+            quantity=quantity,
+            quote_quantity=quote_amount,
+            taker_side=taker.side,
+            maker_order_id=maker.order_id,
+            taker_order_id=taker.order_id,
+            maker_account_id=maker.account_id,
+            taker_account_id=taker.account_id,
+            maker_fee=maker_fee,
+            maker_fee_asset=maker.fee_asset,
+            taker_fee=taker_fee,
+            taker_fee_asset=taker.fee_asset,
+        )
+        self._trades.append(trade)
+        self._scope.trades.append(trade)
+        self._books_changed.add(view.symbol)
+        book_side = market.book.asks if taker_is_buyer else market.book.bids
+        if maker.remaining == 0:
+            book_side.remove(maker, quantity)
+            maker.transition(OrderStatus.FILLED, seq, time)
+            self._release_hold(maker, seq, time)
+            self._forget(maker)
+        else:
+            book_side.reduce(maker, quantity)
+            maker.transition(OrderStatus.PARTIALLY_FILLED, seq, time)
+        taker_done = taker.quantity is not None and taker.remaining == 0
+        taker.transition(OrderStatus.FILLED if taker_done else OrderStatus.PARTIALLY_FILLED, seq, time)
+        if taker_done:
+            self._release_hold(taker, seq, time)
+
+    def _rest(self, order: Order, market: Market) -> None:
+        side = market.book.bids if order.side is Side.BUY else market.book.asks
+        side.add(order, order.remaining)
+        self.orders[order.order_id] = order
+        if order.client_order_id is not None:
+            self.client_order_ids[(order.account_id, order.client_order_id)] = order.order_id
+        self.open_order_count[order.account_id] = self.open_order_count.get(order.account_id, 0) + 1
+
+    def _forget(self, order: Order) -> None:
+        del self.orders[order.order_id]
+        if order.client_order_id is not None:
+            del self.client_order_ids[(order.account_id, order.client_order_id)]
+        count = self.open_order_count[order.account_id] - 1
+        if count:
+            self.open_order_count[order.account_id] = count
+        else:
+            del self.open_order_count[order.account_id]
+
+    def _end_resting(self, order: Order, market: Market, status: OrderStatus, seq: int, time: int) -> None:
+        """Take a resting order off the book for good (cancel, self-trade prevention)."""
+        side = market.book.bids if order.side is Side.BUY else market.book.asks
+        side.remove(order, order.remaining)
+        order.transition(status, seq, time)
+        self._release_hold(order, seq, time)
+        self._forget(order)
+        self._touch_order(order)
+        self._books_changed.add(order.symbol)
+
+    # ------------------------------------------------------------------ cancel
+
+    def _cancel(self, cmd: CancelOrder, seq: int, time: int) -> Outcome:
+        order = self.orders.get(cmd.order_id)
+        if order is None or order.account_id != cmd.account_id:
+            # Another account's order is reported exactly like a missing one.
+            raise Rejected(RejectCode.ORDER_NOT_FOUND, f"order {cmd.order_id} is not open")
+        self._end_resting(order, self.markets[order.symbol], OrderStatus.CANCELED, seq, time)
+        return self._order_outcome(order, seq, time)
+
+    def _cancel_all(self, cmd: CancelAllOrders, seq: int, time: int) -> Outcome:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}")
+        mine = sorted(
+            (o for o in self.orders.values() if o.account_id == cmd.account_id and o.symbol == cmd.symbol),
+            key=lambda o: o.order_id,
+        )
+        for order in mine:
+            self._end_resting(order, market, OrderStatus.CANCELED, seq, time)
+        return Outcome(
+            seq=seq, time=time, orders=tuple(o.view() for o in mine), balances=self._scope_balances()
+        )
+
+    # ------------------------------------------------------------------ balances and ledger
+
+    def _available(self, account_id: int, asset: str) -> int:
+        balance = self.balances.get((account_id, asset))
+        return 0 if balance is None else balance[0]
+
+    def _move_hold(self, order: Order, amount: int, seq: int, time: int) -> None:
+        posting = self._new_posting()
+        ref = str(order.order_id)
+        self._post(
+            posting, seq, time, order.account_id, order.hold_asset, Bucket.AVAILABLE, -amount, "hold", ref
+        )
+        self._post(posting, seq, time, order.account_id, order.hold_asset, Bucket.LOCKED, amount, "hold", ref)
+        order.hold_remaining += amount
+
+    def _release_hold(self, order: Order, seq: int, time: int) -> None:
+        amount = order.hold_remaining
+        if amount == 0:
+            return
+        posting = self._new_posting()
+        ref = str(order.order_id)
+        self._post(
+            posting, seq, time, order.account_id, order.hold_asset, Bucket.LOCKED, -amount, "release", ref
+        )
+        self._post(
+            posting, seq, time, order.account_id, order.hold_asset, Bucket.AVAILABLE, amount, "release", ref
+        )
+        order.hold_remaining = 0
+
+    def _new_posting(self) -> int:
+        posting = self.next_posting_id
+        self.next_posting_id += 1
+        return posting
+
+    def _post(
+        self,
+        posting: int,
+        seq: int,
+        time: int,
+        account_id: int,
+        asset: str,
+        bucket: Bucket,
+        delta: int,
+        kind: str,
+        ref: str,
+    ) -> None:
+        key = (account_id, asset)
+        balance = self.balances.get(key)
+        if balance is None:
+            balance = self.balances[key] = [0, 0]
+        balance[0 if bucket is Bucket.AVAILABLE else 1] += delta
+        if balance[0] == 0 and balance[1] == 0:
+            del self.balances[key]
+        self._dirty_balances.add(key)
+        self._scope.balances.add(key)
+        self._ledger.append(LedgerEntry(posting, seq, time, account_id, asset, bucket, delta, kind, ref))
+
+    def _balance_view(self, key: tuple[int, str]) -> BalanceView:
+        available, locked = self.balances.get(key, (0, 0))
+        return BalanceView(account_id=key[0], asset=key[1], available=available, locked=locked)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _touch_order(self, order: Order) -> None:
+        self._dirty_orders[order.order_id] = order
+        self._scope.orders[order.order_id] = order
+
+    def _order_outcome(self, order: Order, seq: int, time: int) -> Outcome:
+        others = tuple(o.view() for oid, o in self._scope.orders.items() if oid != order.order_id)
+        return Outcome(
+            seq=seq,
+            time=time,
+            order=order.view(),
+            orders=others,
+            trades=tuple(self._scope.trades),
+            balances=self._scope_balances(),
+        )
+
+    def _scope_balances(self) -> tuple[BalanceView, ...]:
+        return tuple(self._balance_view(key) for key in sorted(self._scope.balances))
+
+    def _finish_command(self, scope: _CommandScope) -> None:
+        """The always-on checks on what this command touched, and the state hash update."""
+        for key in scope.balances:
+            if key[0] == EXTERNAL_ACCOUNT:
+                continue
+            available, locked = self.balances.get(key, (0, 0))
+            if available < 0 or locked < 0:
+                raise InvariantViolation(f"negative balance {key}: {available}/{locked}")
+        if scope.balances:
+            self._check_postings_balance()
+        for order in scope.orders.values():
+            if order.quantity is not None and order.filled_quantity > order.quantity:
+                raise InvariantViolation(f"order {order.order_id} overfilled")
+            if order.hold_remaining < 0:
+                raise InvariantViolation(f"order {order.order_id} spent more than it held")
+            self._hasher.set(order.order_id, order.hash_key() if order.is_open else None)
+            if order.is_open and order.order_id not in self.orders:
+                raise InvariantViolation(f"open order {order.order_id} is not on the book")
+        for key in scope.balances:
+            balance = self.balances.get(key)
+            self._hasher.set(balance_key(*key), None if balance is None else (balance[0], balance[1]))
+        for symbol in {o.symbol for o in scope.orders.values()}:
+            book = self.markets[symbol].book
+            bid, ask = book.bids.best_price(), book.asks.best_price()
+            if bid is not None and ask is not None and bid >= ask:
+                raise InvariantViolation(f"{symbol} book crossed: {bid} >= {ask}")
+
+    def _check_postings_balance(self) -> None:
+        """Each posting of this command sums to zero per asset (double entry)."""
+        sums: dict[tuple[int, str], int] = {}
+        for entry in reversed(self._ledger):
+            if entry.seq != self.last_seq:
+                break
+            key = (entry.posting_id, entry.asset)
+            sums[key] = sums.get(key, 0) + entry.delta
+        for key, total in sums.items():
+            if total:
+                raise InvariantViolation(f"posting {key[0]} does not balance in {key[1]}: {total}")
+
+    def _counters(self) -> tuple[int, ...]:
+        return (self.last_seq, self.last_time, self.next_order_id, self.next_trade_id, self.next_posting_id)
+
+    def _reset_changes(self) -> None:
+        self._dirty_assets = set()
+        self._dirty_markets = set()
+        self._dirty_orders = {}
+        self._dirty_balances = set()
+        self._books_changed = set()
+        self._trades = []
+        self._ledger = []
