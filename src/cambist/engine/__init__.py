@@ -1,0 +1,1 @@
+"""The single writer: inbox, batching, journal, recovery."""

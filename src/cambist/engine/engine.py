@@ -1,0 +1,272 @@
+"""The engine: the single writer of all money state.
+
+It takes commands from a bounded inbox, applies a batch of them to the core in sequence,
+writes the journal and every resulting row in ONE transaction, and only after that commit
+answers the callers and publishes the batch. So an acknowledged command survives any crash
+and an unacknowledged one is either absent or fully applied.
+
+If a commit fails the in-memory core is ahead of the database and must not be used: the
+engine fails the batch's callers, marks itself unavailable, and rebuilds the core from the
+store (retrying until the store answers) before it accepts commands again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cambist.core.checks import check_invariants
+from cambist.core.commands import Command, PlaceOrder, encode_command
+from cambist.core.events import Changes, Outcome
+from cambist.core.exchange import ExchangeCore, InvariantViolation
+from cambist.core.types import RejectCode
+from cambist.engine.recovery import RecoveryError, recover_core
+from cambist.store.trading import TradingStore
+
+log = logging.getLogger(__name__)
+
+DEPTH_SNAPSHOT_LEVELS = 1000  # levels per side kept for the public order book
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot take commands now (starting, recovering, stopped): answer 503."""
+
+
+class EngineOverloaded(EngineUnavailable):
+    """The inbox is full: shed load instead of queueing without bound."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSnapshot:
+    symbol: str
+    sequence: int
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBatch:
+    """What the engine publishes after a commit."""
+
+    outcomes: list[tuple[Command, Outcome]]
+    changes: Changes
+    depth: dict[str, DepthSnapshot] = field(default_factory=dict)
+
+
+Subscriber = Callable[[CommittedBatch], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: Command
+    future: asyncio.Future[Outcome]
+
+
+class Engine:
+    def __init__(
+        self,
+        store: TradingStore,
+        *,
+        batch_max: int = 256,
+        inbox_max: int = 10_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        full_check_every: int = 10_000,
+    ) -> None:
+        self._store = store
+        self._batch_max = batch_max
+        self._inbox: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=inbox_max)
+        self._clock_ms = clock_ms
+        self._full_check_every = full_check_every
+        self._since_full_check = 0
+        self._subscribers: list[Subscriber] = []
+        self._task: asyncio.Task[None] | None = None
+        self._core: ExchangeCore | None = None
+        self._available = False
+        # Every clientOrderId ever used, so a repeat returns the first order even after the
+        # order has closed (the core only tracks open ones). Loaded from the store at start.
+        self._client_order_ids: dict[tuple[int, str], int] = {}
+        self.commands_applied = 0
+        self.batches_committed = 0
+        self.last_commit_ms = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def core(self) -> ExchangeCore:
+        """The live core, for read-only use on the engine's event loop (depth at start)."""
+        if self._core is None:
+            raise EngineUnavailable("the engine has not recovered yet")
+        return self._core
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    async def start(self) -> None:
+        await self._recover()
+        self._task = asyncio.create_task(self._run(), name="cambist-engine")
+
+    async def stop(self) -> None:
+        self._available = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while not self._inbox.empty():
+            self._fail(self._inbox.get_nowait(), EngineUnavailable("the engine is stopping"))
+
+    async def _recover(self) -> None:
+        self._available = False
+        core, client_order_ids = await asyncio.to_thread(recover_core, self._store)
+        self._core = core
+        self._client_order_ids = client_order_ids
+        self._available = True
+        log.info("engine recovered at seq %s, state hash %s", core.last_seq, core.state_hash())
+
+    # ------------------------------------------------------------------ submitting
+
+    async def execute(self, command: Command) -> Outcome:
+        """Apply one command; returns after its batch is committed."""
+        if not self._available:
+            raise EngineUnavailable("the engine is not available")
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        try:
+            self._inbox.put_nowait(_Pending(command, future))
+        except asyncio.QueueFull:
+            raise EngineOverloaded("the engine inbox is full") from None
+        return await future
+
+    def inbox_depth(self) -> int:
+        return self._inbox.qsize()
+
+    def depth_snapshot(self, symbol: str, levels: int = DEPTH_SNAPSHOT_LEVELS) -> DepthSnapshot:
+        bids, asks = self.core.depth(symbol, levels)
+        return DepthSnapshot(symbol, self.core.last_seq, bids, asks)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < self._batch_max and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            try:
+                await self._process(batch)
+            except asyncio.CancelledError:
+                for pending in batch:
+                    self._fail(pending, EngineUnavailable("the engine stopped"))
+                raise
+            except InvariantViolation:
+                # A bug: never persist or acknowledge a state that breaks an invariant.
+                log.exception("invariant violated; the engine stops")
+                for pending in batch:
+                    self._fail(pending, EngineUnavailable("the engine stopped on an internal error"))
+                self._available = False
+                raise
+            except Exception as error:  # the store failed: rebuild from what was committed
+                log.exception("batch commit failed; recovering from the store")
+                for pending in batch:
+                    self._fail(pending, EngineUnavailable(f"the command was not applied: {error}"))
+                await self._recover_until_ok()
+
+    async def _recover_until_ok(self) -> None:
+        delay_s = 0.2
+        while True:
+            # Commands queued meanwhile were never applied: fail them, clients retry.
+            while not self._inbox.empty():
+                self._fail(self._inbox.get_nowait(), EngineUnavailable("the engine is recovering"))
+            try:
+                await self._recover()
+                return
+            except RecoveryError:
+                raise
+            except Exception:
+                log.warning("store not available yet; retrying in %.1f s", delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+
+    async def _process(self, batch: list[_Pending]) -> None:
+        core = self.core
+        journal: list[tuple[int, int, str, bytes]] = []
+        outcomes: list[tuple[_Pending, Outcome]] = []
+        new_client_ids: dict[tuple[int, str], int] = {}
+        for pending in batch:
+            if pending.future.done():  # the caller gave up (cancelled) before we started
+                continue
+            command = pending.command
+            seq = core.last_seq + 1
+            duplicate = self._known_client_order_id(command, new_client_ids)
+            if duplicate is not None:
+                outcomes.append((pending, duplicate))
+                continue
+            now = self._clock_ms()
+            outcome = core.apply(command, seq, now)
+            journal.append((seq, outcome.time, type(command).__name__, encode_command(command)))
+            if isinstance(command, PlaceOrder) and command.client_order_id and outcome.order is not None:
+                new_client_ids[(command.account_id, command.client_order_id)] = outcome.order.order_id
+            outcomes.append((pending, outcome))
+        if not journal:
+            for pending, outcome in outcomes:
+                self._resolve(pending, outcome)
+            return
+        changes = core.take_changes()
+        depth = {symbol: self.depth_snapshot(symbol) for symbol in changes.books_changed}
+        started = time.perf_counter()
+        await asyncio.to_thread(self._store.write_batch, journal, changes)
+        self.last_commit_ms = (time.perf_counter() - started) * 1000
+        # Committed: from here on everything is durable and may be told.
+        self._client_order_ids.update(new_client_ids)
+        self.commands_applied += len(journal)
+        self.batches_committed += 1
+        for pending, outcome in outcomes:
+            self._resolve(pending, outcome)
+        committed = CommittedBatch([(p.command, o) for p, o in outcomes], changes, depth)
+        for subscriber in self._subscribers:
+            try:
+                subscriber(committed)
+            except Exception:  # a broken listener must not stop the writer
+                log.exception("engine subscriber failed")
+        self._since_full_check += len(journal)
+        if self._since_full_check >= self._full_check_every:
+            self._since_full_check = 0
+            check_invariants(core)
+
+    def _known_client_order_id(
+        self, command: Command, in_batch: dict[tuple[int, str], int]
+    ) -> Outcome | None:
+        """A repeated clientOrderId is answered without applying anything (idempotency)."""
+        if not isinstance(command, PlaceOrder) or not command.client_order_id:
+            return None
+        key = (command.account_id, command.client_order_id)
+        order_id = in_batch.get(key) or self._client_order_ids.get(key)
+        if order_id is None:
+            return None
+        core = self.core
+        return Outcome(
+            seq=core.last_seq,
+            time=core.last_time,
+            reject=RejectCode.DUPLICATE_CLIENT_ORDER_ID,
+            message=f"clientOrderId already used by order {order_id}",
+        )
+
+    @staticmethod
+    def _resolve(pending: _Pending, outcome: Outcome) -> None:
+        if not pending.future.done():
+            pending.future.set_result(outcome)
+
+    @staticmethod
+    def _fail(pending: _Pending, error: Exception) -> None:
+        if not pending.future.done():
+            pending.future.set_exception(error)
