@@ -88,6 +88,7 @@ class RejectCode(StrEnum):
     ASSET_SCALE_LOCKED = "ASSET_SCALE_LOCKED"
     TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
     ACCOUNT_NOT_ALLOWED = "ACCOUNT_NOT_ALLOWED"
+    DUPLICATE_CREDIT_ID = "DUPLICATE_CREDIT_ID"
 
 
 # System accounts live below zero so they can never collide with user ids.

@@ -17,10 +17,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cambist.core.checks import check_invariants
-from cambist.core.commands import Command, PlaceOrder, encode_command
+from cambist.core.commands import Command, Credit, PlaceOrder, encode_command
 from cambist.core.events import Changes, Outcome
 from cambist.core.exchange import ExchangeCore, InvariantViolation
 from cambist.core.types import RejectCode
@@ -93,6 +94,9 @@ class Engine:
         # Every clientOrderId ever used, so a repeat returns the first order even after the
         # order has closed (the core only tracks open ones). Loaded from the store at start.
         self._client_order_ids: dict[tuple[int, str], int] = {}
+        self._credit_ids: set[str] = set()  # likewise for credits: applied once, ever
+        # One thread does every store write: the writer is single by construction.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cambist-writer")
         self.commands_applied = 0
         self.batches_committed = 0
         self.last_commit_ms = 0.0
@@ -126,12 +130,16 @@ class Engine:
             self._task = None
         while not self._inbox.empty():
             self._fail(self._inbox.get_nowait(), EngineUnavailable("the engine is stopping"))
+        self._writer.shutdown(wait=True)
 
     async def _recover(self) -> None:
         self._available = False
-        core, client_order_ids = await asyncio.to_thread(recover_core, self._store)
+        loop = asyncio.get_running_loop()
+        recovered = await loop.run_in_executor(self._writer, recover_core, self._store)
+        core = recovered.core
         self._core = core
-        self._client_order_ids = client_order_ids
+        self._client_order_ids = recovered.client_order_ids
+        self._credit_ids = recovered.credit_ids
         self._available = True
         log.info("engine recovered at seq %s, state hash %s", core.last_seq, core.state_hash())
 
@@ -202,12 +210,13 @@ class Engine:
         journal: list[tuple[int, int, str, bytes]] = []
         outcomes: list[tuple[_Pending, Outcome]] = []
         new_client_ids: dict[tuple[int, str], int] = {}
+        new_credit_ids: set[str] = set()
         for pending in batch:
             if pending.future.done():  # the caller gave up (cancelled) before we started
                 continue
             command = pending.command
             seq = core.last_seq + 1
-            duplicate = self._known_client_order_id(command, new_client_ids)
+            duplicate = self._already_applied(command, new_client_ids, new_credit_ids)
             if duplicate is not None:
                 outcomes.append((pending, duplicate))
                 continue
@@ -216,6 +225,8 @@ class Engine:
             journal.append((seq, outcome.time, type(command).__name__, encode_command(command)))
             if isinstance(command, PlaceOrder) and command.client_order_id and outcome.order is not None:
                 new_client_ids[(command.account_id, command.client_order_id)] = outcome.order.order_id
+            if isinstance(command, Credit) and outcome.reject is None:
+                new_credit_ids.add(command.credit_id)
             outcomes.append((pending, outcome))
         if not journal:
             for pending, outcome in outcomes:
@@ -224,10 +235,13 @@ class Engine:
         changes = core.take_changes()
         depth = {symbol: self.depth_snapshot(symbol) for symbol in changes.books_changed}
         started = time.perf_counter()
-        await asyncio.to_thread(self._store.write_batch, journal, changes)
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._store.write_batch, journal, changes
+        )
         self.last_commit_ms = (time.perf_counter() - started) * 1000
         # Committed: from here on everything is durable and may be told.
         self._client_order_ids.update(new_client_ids)
+        self._credit_ids.update(new_credit_ids)
         self.commands_applied += len(journal)
         self.batches_committed += 1
         for pending, outcome in outcomes:
@@ -243,17 +257,26 @@ class Engine:
             self._since_full_check = 0
             check_invariants(core)
 
-    def _known_client_order_id(
-        self, command: Command, in_batch: dict[tuple[int, str], int]
+    def _already_applied(
+        self, command: Command, client_ids: dict[tuple[int, str], int], credit_ids: set[str]
     ) -> Outcome | None:
-        """A repeated clientOrderId is answered without applying anything (idempotency)."""
+        """A repeated clientOrderId or creditId is answered without applying anything."""
+        core = self.core
+        if isinstance(command, Credit):
+            if command.credit_id in credit_ids or command.credit_id in self._credit_ids:
+                return Outcome(
+                    seq=core.last_seq,
+                    time=core.last_time,
+                    reject=RejectCode.DUPLICATE_CREDIT_ID,
+                    message=f"credit {command.credit_id} was already applied",
+                )
+            return None
         if not isinstance(command, PlaceOrder) or not command.client_order_id:
             return None
         key = (command.account_id, command.client_order_id)
-        order_id = in_batch.get(key) or self._client_order_ids.get(key)
+        order_id = client_ids.get(key) or self._client_order_ids.get(key)
         if order_id is None:
             return None
-        core = self.core
         return Outcome(
             seq=core.last_seq,
             time=core.last_time,

@@ -9,6 +9,7 @@ wrong ledger would be worse than not starting.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -25,19 +26,27 @@ class RecoveryError(RuntimeError):
     """The stored state does not prove itself; the engine must not start on it."""
 
 
-def recover_core(store: TradingStore) -> tuple[ExchangeCore, dict[tuple[int, str], int]]:
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    core: ExchangeCore
+    client_order_ids: dict[tuple[int, str], int]
+    credit_ids: set[str]
+
+
+def recover_core(store: TradingStore) -> Recovered:
     snapshot, recorded_hash = store.load_snapshot()
     core = ExchangeCore.restore(snapshot)
     rebuilt_hash = core.compute_state_hash()
     if recorded_hash is not None and rebuilt_hash != recorded_hash:
         raise RecoveryError(
-            f"rebuilt state hash {rebuilt_hash} differs from the committed {recorded_hash} at seq {core.last_seq}"
+            f"rebuilt state hash {rebuilt_hash} differs from the committed {recorded_hash} "
+            f"at seq {core.last_seq}"
         )
     try:
         check_invariants(core)
     except InvariantViolation as violation:
         raise RecoveryError(f"the stored state breaks an invariant: {violation}") from violation
-    return core, load_client_order_ids(store)
+    return Recovered(core, load_client_order_ids(store), load_credit_ids(store))
 
 
 def load_client_order_ids(store: TradingStore) -> dict[tuple[int, str], int]:
@@ -47,6 +56,13 @@ def load_client_order_ids(store: TradingStore) -> dict[tuple[int, str], int]:
     )
     with store.engine.connect() as connection:
         return {(row[0], row[1]): row[2] for row in connection.execute(query)}
+
+
+def load_credit_ids(store: TradingStore) -> set[str]:
+    ledger = Base.metadata.tables["ledger_entries"]
+    query = select(ledger.c.ref).where(ledger.c.kind == "credit").distinct()
+    with store.engine.connect() as connection:
+        return {row[0] for row in connection.execute(query)}
 
 
 def replay_journal(store: TradingStore, batch: int = 10_000) -> ExchangeCore:

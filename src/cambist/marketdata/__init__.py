@@ -1,0 +1,1 @@
+"""Public market data derived from committed engine batches: depth, ticker, reference data."""

@@ -1,0 +1,71 @@
+"""Who is calling: one dependency authenticates every protected route the same way.
+
+A route declares what it needs in its ``opt``: ``permission`` (read / trade / withdraw),
+``role`` (admin, support) and ``session_only`` (no API keys). People send a JWT bearer
+token; programs sign with an API key (``X-API-KEY``, ``X-TIMESTAMP``, ``X-SIGNATURE``,
+optional ``X-RECV-WINDOW``) over timestamp + METHOD + path with query + raw body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from cambist.accounts.errors import Unauthorized
+from cambist.accounts.permissions import Permission, Principal, Role
+from cambist.api.errors import bad_request
+from cambist.api.runtime import Runtime
+
+
+def raw_path_with_query(request: Request[Any, Any, Any]) -> str:
+    """The request target exactly as the client sent it: what the signature covers."""
+    scope = request.scope
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else scope["path"]
+    query = scope.get("query_string") or b""
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def authenticate(request: Request[Any, Any, Any], runtime: Runtime) -> Principal:
+    headers = request.headers
+    authorization = headers.get("authorization")
+    api_key = headers.get("x-api-key")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("use 'Authorization: Bearer <accessToken>'")
+        principal = runtime.accounts.authenticate_access_token(token.strip())
+    elif api_key:
+        recv_window = headers.get("x-recv-window")
+        window_ms: int | None = None
+        if recv_window is not None:
+            if not recv_window.isascii() or not recv_window.isdigit():
+                raise bad_request("INVALID_RECV_WINDOW", "X-RECV-WINDOW must be an integer of milliseconds")
+            window_ms = int(recv_window)
+        body = await request.body()
+        principal = runtime.accounts.authenticate_signed_request(
+            api_key,
+            headers.get("x-timestamp") or "",
+            headers.get("x-signature") or "",
+            request.method,
+            raw_path_with_query(request),
+            body,
+            window_ms,
+            request.client.host if request.client else None,
+        )
+    else:
+        raise Unauthorized("authentication required: a bearer token or a signed API-key request")
+    opt = request.route_handler.opt
+    if opt.get("session_only"):
+        principal.require_session()
+    if (permission := opt.get("permission")) is not None:
+        principal.require(Permission(permission))
+    if (role := opt.get("role")) is not None:
+        principal.require_role(Role(role))
+    return principal
+
+
+def runtime_of(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

@@ -1,0 +1,185 @@
+"""Placing, reading and canceling orders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import delete, get, post
+from litestar.params import Parameter
+
+from cambist.accounts.permissions import Principal
+from cambist.api.errors import ApiError, bad_request, not_found, reject_error
+from cambist.api.money import parse_optional
+from cambist.api.pagination import Page, clamp_limit, parse_cursor
+from cambist.api.presenters import fills_from_rows, fills_from_trades, order_body
+from cambist.api.runtime import Runtime
+from cambist.api.schemas import OrderResponse, PlaceOrderRequest
+from cambist.core.commands import CancelAllOrders, CancelOrder, PlaceOrder
+from cambist.core.events import MarketView, OrderView
+from cambist.core.types import OrderType, RejectCode, SelfTradePrevention, Side, TimeInForce
+
+TRADE = {"permission": "trade"}
+READ = {"permission": "read"}
+SUPPORTED_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
+
+
+def _market(runtime: Runtime, symbol: str) -> MarketView:
+    market = runtime.hub.markets.get(symbol)
+    if market is None:
+        raise bad_request("UNKNOWN_SYMBOL", f"unknown symbol {symbol}")
+    return market
+
+
+def _command(data: PlaceOrderRequest, principal: Principal, runtime: Runtime) -> PlaceOrder:
+    market = _market(runtime, data.symbol)
+    order_type = SUPPORTED_TYPES.get(data.type)
+    if order_type is None:
+        raise bad_request("UNSUPPORTED_ORDER_TYPE", f"order type {data.type} is not available yet")
+    if data.time_in_force == "GTD":
+        raise bad_request("UNSUPPORTED_TIME_IN_FORCE", "timeInForce GTD is not available yet")
+    base_scale = runtime.hub.assets[market.base_asset]
+    quote_scale = runtime.hub.assets[market.quote_asset]
+    return PlaceOrder(
+        account_id=principal.user_id,
+        symbol=data.symbol,
+        side=Side(data.side),
+        order_type=order_type,
+        quantity=parse_optional(data.quantity, base_scale, "quantity", "INVALID_QUANTITY"),
+        price=parse_optional(data.price, quote_scale, "price", "INVALID_PRICE"),
+        quote_quantity=parse_optional(data.quote_quantity, quote_scale, "quoteQuantity", "INVALID_QUANTITY"),
+        time_in_force=TimeInForce(data.time_in_force or "GTC"),
+        post_only=data.post_only,
+        client_order_id=data.client_order_id,
+        self_trade_prevention=None
+        if data.self_trade_prevention is None
+        else SelfTradePrevention(data.self_trade_prevention),
+    )
+
+
+def _same_request(order: OrderView, command: PlaceOrder) -> bool:
+    """Is a repeated clientOrderId the same order (idempotent retry) or a different one?"""
+    same = (
+        order.symbol == command.symbol
+        and order.side == command.side
+        and order.order_type == command.order_type
+        and order.quantity == command.quantity
+        and order.price == command.price
+        and order.quote_quantity == command.quote_quantity
+        and order.post_only == command.post_only
+    )
+    if command.order_type is OrderType.LIMIT:
+        same = same and order.time_in_force == command.time_in_force
+    if command.self_trade_prevention is not None:
+        same = same and order.self_trade_prevention == command.self_trade_prevention
+    return same
+
+
+async def _order_with_fills(runtime: Runtime, order: OrderView) -> OrderResponse:
+    market = runtime.hub.markets[order.symbol]
+    assets = runtime.hub.assets
+    rows = await runtime.read(runtime.queries.order_fills, order.order_id)
+    fills = fills_from_rows(rows, assets[market.base_asset], assets[market.quote_asset], assets)
+    return order_body(order, market, assets, fills)
+
+
+@post("/api/v1/orders", status_code=201, tags=["orders"], summary="Place an order", opt=TRADE)
+async def place_order(data: PlaceOrderRequest, principal: Principal, runtime: Runtime) -> OrderResponse:
+    command = _command(data, principal, runtime)
+    outcome = await runtime.execute(command)
+    if outcome.reject is not None:
+        if outcome.reject is RejectCode.DUPLICATE_CLIENT_ORDER_ID and command.client_order_id:
+            first = await runtime.read(
+                runtime.queries.get_order_by_client_id, principal.user_id, command.client_order_id
+            )
+            if first is not None and _same_request(first, command):
+                return await _order_with_fills(runtime, first)  # a retry gets the first order back
+            raise ApiError(
+                409, "DUPLICATE_CLIENT_ORDER_ID", "clientOrderId was already used for a different order"
+            )
+        raise reject_error(outcome.reject, outcome.message)
+    order = outcome.order
+    assert order is not None
+    market = runtime.hub.markets[order.symbol]
+    assets = runtime.hub.assets
+    fills = fills_from_trades(
+        order.order_id,
+        outcome.trades,
+        assets[market.base_asset],
+        assets[market.quote_asset],
+        assets[order.fee_asset],
+    )
+    return order_body(order, market, assets, fills)
+
+
+@get("/api/v1/orders", tags=["orders"], summary="List orders, or get one by clientOrderId", opt=READ)
+async def list_orders(
+    principal: Principal,
+    runtime: Runtime,
+    symbol: str | None = None,
+    status: str = "all",
+    limit: int = 100,
+    cursor: str | None = None,
+    client_order_id: Annotated[str | None, Parameter(query="clientOrderId")] = None,
+) -> Page[OrderResponse] | OrderResponse:
+    """With ``clientOrderId`` the answer is that one order (404 if none); otherwise a page."""
+    if client_order_id is not None:
+        order = await runtime.read(runtime.queries.get_order_by_client_id, principal.user_id, client_order_id)
+        if order is None:
+            raise not_found("ORDER_NOT_FOUND", "no order with this clientOrderId")
+        return await _order_with_fills(runtime, order)
+    if status not in ("open", "closed", "all"):
+        raise bad_request("INVALID_STATUS", "status must be open, closed or all")
+    if symbol is not None:
+        _market(runtime, symbol)
+    orders, next_cursor = await runtime.read(
+        runtime.queries.list_orders,
+        principal.user_id,
+        symbol,
+        status,
+        clamp_limit(limit),
+        parse_cursor(cursor),
+    )
+    data = [await _order_with_fills(runtime, order) for order in orders]
+    return Page(data=data, next_cursor=None if next_cursor is None else str(next_cursor))
+
+
+@get("/api/v1/orders/{order_id:int}", tags=["orders"], summary="Get one order", opt=READ)
+async def get_order(order_id: int, principal: Principal, runtime: Runtime) -> OrderResponse:
+    order = await runtime.read(runtime.queries.get_order, principal.user_id, order_id)
+    if order is None:
+        raise not_found("ORDER_NOT_FOUND", f"order {order_id} not found")
+    return await _order_with_fills(runtime, order)
+
+
+@delete(
+    "/api/v1/orders/{order_id:int}", status_code=200, tags=["orders"], summary="Cancel an order", opt=TRADE
+)
+async def cancel_order(order_id: int, principal: Principal, runtime: Runtime) -> OrderResponse:
+    outcome = await runtime.execute(CancelOrder(account_id=principal.user_id, order_id=order_id))
+    if outcome.reject is None and outcome.order is not None:
+        return await _order_with_fills(runtime, outcome.order)
+    # Not open: an order of the caller that already ended is answered with its final state.
+    order = await runtime.read(runtime.queries.get_order, principal.user_id, order_id)
+    if order is None:
+        raise not_found("ORDER_NOT_FOUND", f"order {order_id} not found")
+    return await _order_with_fills(runtime, order)
+
+
+@delete(
+    "/api/v1/orders",
+    status_code=200,
+    tags=["orders"],
+    summary="Cancel all open orders on a symbol",
+    opt=TRADE,
+)
+async def cancel_all(symbol: str, principal: Principal, runtime: Runtime) -> Page[OrderResponse]:
+    _market(runtime, symbol)
+    outcome = await runtime.execute(CancelAllOrders(account_id=principal.user_id, symbol=symbol))
+    if outcome.reject is not None:
+        raise reject_error(outcome.reject, outcome.message)
+    market = runtime.hub.markets[symbol]
+    data = [order_body(order, market, runtime.hub.assets, []) for order in outcome.orders]
+    return Page(data=data, next_cursor=None)
+
+
+ROUTES = [place_order, list_orders, get_order, cancel_order, cancel_all]
