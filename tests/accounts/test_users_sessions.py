@@ -146,7 +146,7 @@ def test_forged_and_alg_none_tokens_refused(service: AccountService) -> None:
     claims = jwt.decode(pair.access_token, options={"verify_signature": False})
     claims["roles"] = ["user", "admin"]
     forged = jwt.encode(claims, "guessed-secret-guessed-secret-guessed!!", algorithm="HS256")
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    unsigned = jwt.encode(claims, "", algorithm="none")
     for token in (forged, unsigned, pair.refresh_token):
         with pytest.raises(Unauthorized) as caught:
             service.authenticate_access_token(token)
