@@ -138,7 +138,7 @@ class ApiKeys:
             info = _info(row)
         return key_id, secret, info
 
-    def list(self, user_id: int) -> list[ApiKeyInfo]:
+    def list_for_user(self, user_id: int) -> list[ApiKeyInfo]:
         with self._sessions() as db:
             return [_info(row) for row in repo.active_api_keys(db, user_id)]
 

@@ -394,7 +394,7 @@ class AccountService:
 
     def list_api_keys(self, user_id: int) -> list[ApiKeyInfo]:
         """The user's unrevoked keys, newest first."""
-        return self._api_keys.list(user_id)
+        return self._api_keys.list_for_user(user_id)
 
     def delete_api_key(self, user_id: int, key_id: str) -> None:
         self._api_keys.delete(user_id, key_id)
