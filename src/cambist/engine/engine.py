@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +72,16 @@ class _Pending:
     future: asyncio.Future[Outcome]
 
 
+@dataclass(slots=True)
+class _Applied:
+    """A batch applied to the core, waiting for its commit."""
+
+    outcomes: list[tuple[_Pending, Outcome]]
+    journal: list[tuple[int, int, str, bytes]]
+    changes: Changes | None
+    depth: dict[str, DepthSnapshot]
+
+
 class Engine:
     def __init__(
         self,
@@ -95,6 +106,7 @@ class Engine:
         # order has closed (the core only tracks open ones). Loaded from the store at start.
         self._client_order_ids: dict[tuple[int, str], int] = {}
         self._credit_ids: set[str] = set()  # likewise for credits: applied once, ever
+        self._in_flight: deque[_Applied] = deque()  # applied, not yet committed (at most 2)
         # One thread does every store write: the writer is single by construction.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cambist-writer")
         self.commands_applied = 0
@@ -119,7 +131,7 @@ class Engine:
 
     async def start(self) -> None:
         await self._recover()
-        self._task = asyncio.create_task(self._run(), name="cambist-engine")
+        self._task = asyncio.create_task(self._supervise(), name="cambist-engine")
 
     async def stop(self) -> None:
         self._available = False
@@ -165,29 +177,87 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _run(self) -> None:
+    async def _supervise(self) -> None:
+        """Run the apply and commit loops; on a failed commit, fail what is in flight and
+        rebuild the core from the store before taking commands again."""
+        while True:
+            commits: asyncio.Queue[_Applied] = asyncio.Queue(maxsize=1)
+            applier = asyncio.create_task(self._apply_loop(commits), name="cambist-engine-apply")
+            committer = asyncio.create_task(self._commit_loop(commits), name="cambist-engine-commit")
+            try:
+                done, _ = await asyncio.wait({applier, committer}, return_when=asyncio.FIRST_EXCEPTION)
+            except asyncio.CancelledError:
+                await self._halt(applier, committer, commits, EngineUnavailable("the engine stopped"))
+                raise
+            error = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+            await self._halt(
+                applier, committer, commits, EngineUnavailable(f"the command was not applied: {error}")
+            )
+            if isinstance(error, InvariantViolation):
+                # A bug: never persist or acknowledge a state that breaks an invariant.
+                log.error("invariant violated; the engine stops: %s", error)
+                self._available = False
+                raise error
+            log.error("batch commit failed (%s); recovering from the store", error)
+            await self._recover_until_ok()
+
+    async def _halt(
+        self,
+        applier: asyncio.Task[None],
+        committer: asyncio.Task[None],
+        commits: asyncio.Queue[_Applied],
+        error: Exception,
+    ) -> None:
+        self._available = False
+        for task in (applier, committer):
+            task.cancel()
+        for task in (applier, committer):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for applied in self._in_flight:
+            for pending, _ in applied.outcomes:
+                self._fail(pending, error)
+        self._in_flight.clear()
+        while not commits.empty():
+            commits.get_nowait()
+
+    async def _apply_loop(self, commits: asyncio.Queue[_Applied]) -> None:
+        """Apply batches to the core. Runs ahead of the commit loop by at most one batch, so
+        applying batch N+1 overlaps the database writing batch N."""
         while True:
             batch = [await self._inbox.get()]
             while len(batch) < self._batch_max and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             try:
-                await self._process(batch)
-            except asyncio.CancelledError:
+                applied = self._apply(batch)
+            except BaseException as error:
                 for pending in batch:
-                    self._fail(pending, EngineUnavailable("the engine stopped"))
+                    self._fail(
+                        pending,
+                        EngineUnavailable(f"the engine stopped on an internal error: {error!r}"[:200]),
+                    )
                 raise
-            except InvariantViolation:
-                # A bug: never persist or acknowledge a state that breaks an invariant.
-                log.exception("invariant violated; the engine stops")
-                for pending in batch:
-                    self._fail(pending, EngineUnavailable("the engine stopped on an internal error"))
-                self._available = False
-                raise
-            except Exception as error:  # the store failed: rebuild from what was committed
-                log.exception("batch commit failed; recovering from the store")
-                for pending in batch:
-                    self._fail(pending, EngineUnavailable(f"the command was not applied: {error}"))
-                await self._recover_until_ok()
+            self._in_flight.append(applied)
+            await commits.put(applied)
+
+    async def _commit_loop(self, commits: asyncio.Queue[_Applied]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            applied = await commits.get()
+            if applied.journal:
+                started = time.perf_counter()
+                await loop.run_in_executor(
+                    self._writer, self._store.write_batch, applied.journal, applied.changes
+                )
+                self.last_commit_ms = (time.perf_counter() - started) * 1000
+                self.commands_applied += len(applied.journal)
+                self.batches_committed += 1
+            # Committed: from here on everything is durable and may be told.
+            self._in_flight.popleft()
+            for pending, outcome in applied.outcomes:
+                self._resolve(pending, outcome)
+            if applied.journal:
+                self._publish(applied)
 
     async def _recover_until_ok(self) -> None:
         delay_s = 0.2
@@ -205,65 +275,53 @@ class Engine:
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
 
-    async def _process(self, batch: list[_Pending]) -> None:
+    def _apply(self, batch: list[_Pending]) -> _Applied:
         core = self.core
         journal: list[tuple[int, int, str, bytes]] = []
         outcomes: list[tuple[_Pending, Outcome]] = []
-        new_client_ids: dict[tuple[int, str], int] = {}
-        new_credit_ids: set[str] = set()
         for pending in batch:
             if pending.future.done():  # the caller gave up (cancelled) before we started
                 continue
             command = pending.command
-            seq = core.last_seq + 1
-            duplicate = self._already_applied(command, new_client_ids, new_credit_ids)
+            duplicate = self._already_applied(command)
             if duplicate is not None:
                 outcomes.append((pending, duplicate))
                 continue
-            now = self._clock_ms()
-            outcome = core.apply(command, seq, now)
-            journal.append((seq, outcome.time, type(command).__name__, encode_command(command)))
+            outcome = core.apply(command, core.last_seq + 1, self._clock_ms())
+            journal.append((outcome.seq, outcome.time, type(command).__name__, encode_command(command)))
+            # Remembered at once, not at commit: the next batch is applied before this one
+            # commits, and a failed commit rebuilds these maps from the store anyway.
             if isinstance(command, PlaceOrder) and command.client_order_id and outcome.order is not None:
-                new_client_ids[(command.account_id, command.client_order_id)] = outcome.order.order_id
-            if isinstance(command, Credit) and outcome.reject is None:
-                new_credit_ids.add(command.credit_id)
+                self._client_order_ids[(command.account_id, command.client_order_id)] = outcome.order.order_id
+            elif isinstance(command, Credit) and outcome.reject is None:
+                self._credit_ids.add(command.credit_id)
             outcomes.append((pending, outcome))
         if not journal:
-            for pending, outcome in outcomes:
-                self._resolve(pending, outcome)
-            return
+            return _Applied(outcomes, journal, None, {})
         changes = core.take_changes()
         depth = {symbol: self.depth_snapshot(symbol) for symbol in changes.books_changed}
-        started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._store.write_batch, journal, changes
+        self._since_full_check += len(journal)
+        if self._since_full_check >= self._full_check_every:
+            self._since_full_check = 0
+            check_invariants(core)
+        return _Applied(outcomes, journal, changes, depth)
+
+    def _publish(self, applied: _Applied) -> None:
+        assert applied.changes is not None
+        committed = CommittedBatch(
+            [(p.command, o) for p, o in applied.outcomes], applied.changes, applied.depth
         )
-        self.last_commit_ms = (time.perf_counter() - started) * 1000
-        # Committed: from here on everything is durable and may be told.
-        self._client_order_ids.update(new_client_ids)
-        self._credit_ids.update(new_credit_ids)
-        self.commands_applied += len(journal)
-        self.batches_committed += 1
-        for pending, outcome in outcomes:
-            self._resolve(pending, outcome)
-        committed = CommittedBatch([(p.command, o) for p, o in outcomes], changes, depth)
         for subscriber in self._subscribers:
             try:
                 subscriber(committed)
             except Exception:  # a broken listener must not stop the writer
                 log.exception("engine subscriber failed")
-        self._since_full_check += len(journal)
-        if self._since_full_check >= self._full_check_every:
-            self._since_full_check = 0
-            check_invariants(core)
 
-    def _already_applied(
-        self, command: Command, client_ids: dict[tuple[int, str], int], credit_ids: set[str]
-    ) -> Outcome | None:
+    def _already_applied(self, command: Command) -> Outcome | None:
         """A repeated clientOrderId or creditId is answered without applying anything."""
         core = self.core
         if isinstance(command, Credit):
-            if command.credit_id in credit_ids or command.credit_id in self._credit_ids:
+            if command.credit_id in self._credit_ids:
                 return Outcome(
                     seq=core.last_seq,
                     time=core.last_time,
@@ -274,7 +332,7 @@ class Engine:
         if not isinstance(command, PlaceOrder) or not command.client_order_id:
             return None
         key = (command.account_id, command.client_order_id)
-        order_id = client_ids.get(key) or self._client_order_ids.get(key)
+        order_id = self._client_order_ids.get(key)
         if order_id is None:
             return None
         return Outcome(
