@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cambist import __version__, metrics
-from cambist.api.auth import authenticate, runtime_of
+from cambist.api.auth import authenticate, authentication_guard, runtime_of
 from cambist.api.errors import EXCEPTION_HANDLERS
 from cambist.api.routes import account, admin, auth, market, ops, orders
 from cambist.api.runtime import Runtime
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, demo: bool | None = None) ->
             *ops.ROUTES,
         ],
         dependencies={"runtime": Provide(provide_runtime), "principal": Provide(authenticate)},
+        guards=[authentication_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[metrics_middleware],

@@ -11,11 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 
 from cambist.accounts.errors import Unauthorized
 from cambist.accounts.permissions import Permission, Principal, Role
 from cambist.api.errors import bad_request
 from cambist.api.runtime import Runtime
+
+# The ``opt`` keys that make a route protected.
+PROTECTION_KEYS = ("permission", "role", "session_only")
 
 
 def raw_path_with_query(request: Request[Any, Any, Any]) -> str:
@@ -27,7 +32,30 @@ def raw_path_with_query(request: Request[Any, Any, Any]) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
+async def authentication_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Authenticate protected routes before anything else looks at the request.
+
+    Guards run before Litestar parses the body and query, so an unauthenticated caller gets
+    401, never a 400 that describes the body a protected route expects.
+    """
+    if not any(key in handler.opt for key in PROTECTION_KEYS):
+        return
+    request: Request[Any, Any, Any] = connection  # type: ignore[assignment]
+    connection.state.principal = await _authenticate(request, runtime_of(request))
+
+
 async def authenticate(request: Request[Any, Any, Any], runtime: Runtime) -> Principal:
+    """The ``principal`` dependency: what the guard found, or a fresh check for a route the
+    guard does not cover."""
+    principal = request.state.get("principal")
+    if isinstance(principal, Principal):
+        return principal
+    return await _authenticate(request, runtime)
+
+
+async def _authenticate(request: Request[Any, Any, Any], runtime: Runtime) -> Principal:
     headers = request.headers
     authorization = headers.get("authorization")
     api_key = headers.get("x-api-key")
