@@ -48,10 +48,28 @@ def settings_for(data_dir: Path) -> Settings:
     )
 
 
+CLIENT_ADDRESS = ("127.0.0.1", 50000)
+
+
+def _from_loopback(client: AsyncTestClient[Any]) -> None:
+    """Litestar's test transport reports the peer as the host name "testclient"; a real server
+    gives an IP. Make requests come from 127.0.0.1 so IP allowlists see what production sees."""
+    transport = client._transport  # the TestClientTransport the client was built with
+    parse_request = transport.parse_request
+
+    def parse(request: Any) -> dict[str, Any]:
+        scope: dict[str, Any] = parse_request(request)
+        scope["client"] = CLIENT_ADDRESS
+        return scope
+
+    transport.parse_request = parse  # type: ignore[method-assign]
+
+
 @asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
     async with AsyncTestClient(app=create_app(settings, demo=False)) as client:
         client.app.state.runtime.accounts._passwords = fast_passwords_for_tests()
+        _from_loopback(client)
         yield client
 
 
