@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from litestar import delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
-from cambist.accounts.permissions import Principal
 from cambist.accounts.records import ApiKeyInfo
+from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.errors import bad_request
 from cambist.api.money import fmt
 from cambist.api.pagination import Page, clamp_limit, parse_cursor
-from cambist.api.runtime import Runtime
 from cambist.api.schemas import (
     AccountResponse,
     AccountTradeResponse,
@@ -24,7 +24,7 @@ READ = {"permission": "read"}
 
 
 @get("/api/v1/account", tags=["account"], summary="The caller's account", opt=READ)
-async def account(principal: Principal, runtime: Runtime) -> AccountResponse:
+async def account(principal: PrincipalDep, runtime: RuntimeDep) -> AccountResponse:
     user = await runtime.read(runtime.accounts.get_user, principal.user_id)
     return AccountResponse(
         user_id=user.id,
@@ -38,7 +38,7 @@ async def account(principal: Principal, runtime: Runtime) -> AccountResponse:
 
 
 @get("/api/v1/account/balances", tags=["account"], summary="Available and locked balance per asset", opt=READ)
-async def balances(principal: Principal, runtime: Runtime) -> Page[BalanceResponse]:
+async def balances(principal: PrincipalDep, runtime: RuntimeDep) -> Page[BalanceResponse]:
     rows = await runtime.read(runtime.queries.balances, principal.user_id)
     assets = runtime.hub.assets
     data = [
@@ -54,11 +54,11 @@ async def balances(principal: Principal, runtime: Runtime) -> Page[BalanceRespon
 
 @get("/api/v1/account/trades", tags=["account"], summary="The caller's fills, newest first", opt=READ)
 async def account_trades(
-    principal: Principal,
-    runtime: Runtime,
-    symbol: str | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    symbol: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 100,
+    cursor: FromQuery[str | None] = None,
 ) -> Page[AccountTradeResponse]:
     if symbol is not None and symbol not in runtime.hub.markets:
         raise bad_request("UNKNOWN_SYMBOL", f"unknown symbol {symbol}")
@@ -109,7 +109,9 @@ SESSION = {"session_only": True}
     summary="Create an API key (secret shown once)",
     opt=SESSION,
 )
-async def create_api_key(data: ApiKeyCreateRequest, principal: Principal, runtime: Runtime) -> ApiKeyResponse:
+async def create_api_key(
+    data: JSONBody[ApiKeyCreateRequest], principal: PrincipalDep, runtime: RuntimeDep
+) -> ApiKeyResponse:
     _key_id, secret, info = await asyncio.to_thread(
         runtime.accounts.create_api_key, principal.user_id, data.label, data.permissions, data.ip_allowlist
     )
@@ -117,7 +119,7 @@ async def create_api_key(data: ApiKeyCreateRequest, principal: Principal, runtim
 
 
 @get("/api/v1/api-keys", tags=["api keys"], summary="The caller's API keys", opt=SESSION)
-async def list_api_keys(principal: Principal, runtime: Runtime) -> Page[ApiKeyResponse]:
+async def list_api_keys(principal: PrincipalDep, runtime: RuntimeDep) -> Page[ApiKeyResponse]:
     keys = await runtime.read(runtime.accounts.list_api_keys, principal.user_id)
     return Page(data=[_key_body(info) for info in keys], next_cursor=None)
 
@@ -129,7 +131,7 @@ async def list_api_keys(principal: Principal, runtime: Runtime) -> Page[ApiKeyRe
     summary="Revoke an API key",
     opt=SESSION,
 )
-async def delete_api_key(key_id: str, principal: Principal, runtime: Runtime) -> None:
+async def delete_api_key(key_id: FromPath[str], principal: PrincipalDep, runtime: RuntimeDep) -> None:
     await asyncio.to_thread(runtime.accounts.delete_api_key, principal.user_id, key_id)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 
 from litestar import Response, post
+from litestar.params import JSONBody
 
-from cambist.accounts.permissions import Principal
+from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.errors import bad_request, reject_error
 from cambist.api.money import fmt, parse_money
 from cambist.api.presenters import market_body
-from cambist.api.runtime import Runtime
 from cambist.api.schemas import (
     AssetRequest,
     AssetResponse,
@@ -28,7 +28,9 @@ REASON_MAX = 200
 
 
 @post("/api/v1/admin/credits", tags=["admin"], summary="Credit a user (ledgered)", opt=ADMIN)
-async def credit(data: CreditRequest, principal: Principal, runtime: Runtime) -> Response[CreditResponse]:
+async def credit(
+    data: JSONBody[CreditRequest], principal: PrincipalDep, runtime: RuntimeDep
+) -> Response[CreditResponse]:
     scale = runtime.hub.assets.get(data.asset)
     if scale is None:
         raise bad_request("UNKNOWN_ASSET", f"unknown asset {data.asset}")
@@ -61,7 +63,7 @@ async def credit(data: CreditRequest, principal: Principal, runtime: Runtime) ->
 
 
 @post("/api/v1/admin/assets", tags=["admin"], summary="Create an asset or change its scale", opt=ADMIN)
-async def upsert_asset(data: AssetRequest, runtime: Runtime) -> Response[AssetResponse]:
+async def upsert_asset(data: JSONBody[AssetRequest], runtime: RuntimeDep) -> Response[AssetResponse]:
     created = data.asset not in runtime.hub.assets
     outcome = await runtime.execute(AddAsset(data.asset, data.scale))
     if outcome.reject is not None:
@@ -77,7 +79,7 @@ def _units(text: str, scale: int, field: str) -> int:
 
 
 @post("/api/v1/admin/markets", tags=["admin"], summary="Create or update a market at runtime", opt=ADMIN)
-async def upsert_market(data: MarketRequest, runtime: Runtime) -> Response[MarketResponse]:
+async def upsert_market(data: JSONBody[MarketRequest], runtime: RuntimeDep) -> Response[MarketResponse]:
     assets = runtime.hub.assets
     for asset in (data.base_asset, data.quote_asset):
         if asset not in assets:

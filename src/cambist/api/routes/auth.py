@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 from litestar import Request, post
+from litestar.params import JSONBody
 
-from cambist.accounts.permissions import Principal
-from cambist.api.runtime import Runtime
+from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.schemas import (
     LoginRequest,
     LogoutRequest,
@@ -20,7 +20,7 @@ from cambist.api.schemas import (
 
 
 @post("/api/v1/auth/register", status_code=201, tags=["auth"], summary="Create an account")
-async def register(data: RegisterRequest, runtime: Runtime) -> RegisterResponse:
+async def register(data: JSONBody[RegisterRequest], runtime: RuntimeDep) -> RegisterResponse:
     user_id = await asyncio.to_thread(runtime.accounts.register, data.email, data.password)
     return RegisterResponse(user_id=user_id)
 
@@ -28,7 +28,9 @@ async def register(data: RegisterRequest, runtime: Runtime) -> RegisterResponse:
 @post(
     "/api/v1/auth/login", status_code=200, tags=["auth"], summary="Log in for an access and a refresh token"
 )
-async def login(data: LoginRequest, request: Request[Any, Any, Any], runtime: Runtime) -> TokenResponse:
+async def login(
+    data: JSONBody[LoginRequest], request: Request[Any, Any, Any], runtime: RuntimeDep
+) -> TokenResponse:
     client_ip = request.client.host if request.client else None
     pair = await asyncio.to_thread(
         runtime.accounts.login, data.email, data.password, client_ip, request.headers.get("user-agent")
@@ -39,7 +41,7 @@ async def login(data: LoginRequest, request: Request[Any, Any, Any], runtime: Ru
 
 
 @post("/api/v1/auth/refresh", status_code=200, tags=["auth"], summary="Trade a refresh token for a new pair")
-async def refresh(data: RefreshRequest, runtime: Runtime) -> TokenResponse:
+async def refresh(data: JSONBody[RefreshRequest], runtime: RuntimeDep) -> TokenResponse:
     pair = await asyncio.to_thread(runtime.accounts.refresh, data.refresh_token)
     return TokenResponse(
         access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
@@ -53,7 +55,9 @@ async def refresh(data: RefreshRequest, runtime: Runtime) -> TokenResponse:
     summary="End this session",
     opt={"session_only": True},
 )
-async def logout(principal: Principal, runtime: Runtime, data: LogoutRequest | None = None) -> None:
+async def logout(
+    principal: PrincipalDep, runtime: RuntimeDep, data: JSONBody[LogoutRequest | None] = None
+) -> None:
     if principal.session_id is not None:
         await asyncio.to_thread(runtime.accounts.logout, principal.session_id)
 

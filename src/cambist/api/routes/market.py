@@ -6,13 +6,13 @@ import time
 from typing import Annotated
 
 from litestar import get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
+from cambist.api.deps import RuntimeDep
 from cambist.api.errors import bad_request, not_found
 from cambist.api.money import fmt
 from cambist.api.pagination import Page, clamp_limit
 from cambist.api.presenters import market_body
-from cambist.api.runtime import Runtime
 from cambist.api.schemas import MarketResponse, OrderBookResponse, PublicTradeResponse, TickerResponse
 from cambist.core.events import MarketView
 from cambist.marketdata.ticker import TickerCache
@@ -26,7 +26,7 @@ DAY_MS = 86_400_000
 KlineRow = tuple[int, str, str, str, str, str, int, str, int]
 
 
-def _market(runtime: Runtime, symbol: str) -> MarketView:
+def _market(runtime: RuntimeDep, symbol: str) -> MarketView:
     market = runtime.hub.markets.get(symbol)
     if market is None:
         raise not_found("UNKNOWN_SYMBOL", f"unknown symbol {symbol}")
@@ -34,18 +34,18 @@ def _market(runtime: Runtime, symbol: str) -> MarketView:
 
 
 @get("/api/v1/markets", tags=["market data"], summary="All markets")
-async def markets(runtime: Runtime) -> Page[MarketResponse]:
+async def markets(runtime: RuntimeDep) -> Page[MarketResponse]:
     assets = runtime.hub.assets
     data = [market_body(m, assets) for _, m in sorted(runtime.hub.markets.items())]
     return Page(data=data, next_cursor=None)
 
 
 @get("/api/v1/markets/{symbol:str}", tags=["market data"], summary="One market")
-async def market(symbol: str, runtime: Runtime) -> MarketResponse:
+async def market(symbol: FromPath[str], runtime: RuntimeDep) -> MarketResponse:
     return market_body(_market(runtime, symbol), runtime.hub.assets)
 
 
-async def _ticker(runtime: Runtime, market: MarketView) -> TickerResponse:
+async def _ticker(runtime: RuntimeDep, market: MarketView) -> TickerResponse:
     cache: TickerCache[TickerResponse] = runtime.ticker_cache
     now = time.time_ns() // 1_000_000
     symbol = market.symbol
@@ -110,18 +110,20 @@ def _percent(change: int, base: int) -> str:
 
 
 @get("/api/v1/ticker/{symbol:str}", tags=["market data"], summary="24 h rolling ticker")
-async def ticker(symbol: str, runtime: Runtime) -> TickerResponse:
+async def ticker(symbol: FromPath[str], runtime: RuntimeDep) -> TickerResponse:
     return await _ticker(runtime, _market(runtime, symbol))
 
 
 @get("/api/v1/ticker", tags=["market data"], summary="24 h rolling tickers of all markets")
-async def tickers(runtime: Runtime) -> Page[TickerResponse]:
+async def tickers(runtime: RuntimeDep) -> Page[TickerResponse]:
     data = [await _ticker(runtime, m) for _, m in sorted(runtime.hub.markets.items())]
     return Page(data=data, next_cursor=None)
 
 
 @get("/api/v1/orderbook/{symbol:str}", tags=["market data"], summary="Aggregated order book")
-async def orderbook(symbol: str, runtime: Runtime, depth: int = DEPTH_DEFAULT) -> OrderBookResponse:
+async def orderbook(
+    symbol: FromPath[str], runtime: RuntimeDep, depth: FromQuery[int] = DEPTH_DEFAULT
+) -> OrderBookResponse:
     market = _market(runtime, symbol)
     if not 1 <= depth <= DEPTH_MAX:
         raise bad_request("INVALID_DEPTH", f"depth must be between 1 and {DEPTH_MAX}")
@@ -137,12 +139,12 @@ async def orderbook(symbol: str, runtime: Runtime, depth: int = DEPTH_DEFAULT) -
 
 @get("/api/v1/klines/{symbol:str}", tags=["market data"], summary="Candlesticks, oldest first")
 async def klines(
-    symbol: str,
-    runtime: Runtime,
-    interval: str = "1m",
-    start_time: Annotated[int | None, Parameter(query="startTime")] = None,
-    end_time: Annotated[int | None, Parameter(query="endTime")] = None,
-    limit: int = KLINES_DEFAULT,
+    symbol: FromPath[str],
+    runtime: RuntimeDep,
+    interval: FromQuery[str] = "1m",
+    start_time: Annotated[int | None, QueryParameter(name="startTime")] = None,
+    end_time: Annotated[int | None, QueryParameter(name="endTime")] = None,
+    limit: FromQuery[int] = KLINES_DEFAULT,
 ) -> Page[KlineRow]:
     market = _market(runtime, symbol)
     if interval not in KLINE_INTERVALS_MS:
@@ -171,7 +173,9 @@ async def klines(
 
 
 @get("/api/v1/trades/{symbol:str}", tags=["market data"], summary="Recent public trades, newest first")
-async def trades(symbol: str, runtime: Runtime, limit: int = 100) -> Page[PublicTradeResponse]:
+async def trades(
+    symbol: FromPath[str], runtime: RuntimeDep, limit: FromQuery[int] = 100
+) -> Page[PublicTradeResponse]:
     market = _market(runtime, symbol)
     rows = await runtime.read(runtime.queries.public_trades, symbol, clamp_limit(limit))
     base, quote = runtime.hub.assets[market.base_asset], runtime.hub.assets[market.quote_asset]

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from cambist import metrics
-from cambist.api.runtime import Runtime
+from cambist.api.deps import RuntimeDep
 
 
 @get("/health", tags=["operations"], summary="The process is alive", include_in_schema=True)
@@ -18,7 +18,7 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", tags=["operations"], summary="Engine caught up and store reachable")
-async def ready(runtime: Runtime) -> Response[dict[str, Any]]:
+async def ready(runtime: RuntimeDep) -> Response[dict[str, Any]]:
     problems = []
     if not runtime.started or not runtime.engine.available:
         problems.append("engine not available")
@@ -32,13 +32,13 @@ async def ready(runtime: Runtime) -> Response[dict[str, Any]]:
     return Response({"status": "ready", "sequence": runtime.engine.core.last_seq}, status_code=200)
 
 
-def _ping(runtime: Runtime) -> None:
+def _ping(runtime: RuntimeDep) -> None:
     with runtime.db.connect() as connection:
         connection.execute(text("SELECT 1"))
 
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=MediaType.TEXT)
-async def metrics_endpoint(runtime: Runtime) -> Response[bytes]:
+async def metrics_endpoint(runtime: RuntimeDep) -> Response[bytes]:
     metrics.ENGINE_INBOX_DEPTH.set(runtime.engine.inbox_depth())
     metrics.ENGINE_AVAILABLE.set(1 if runtime.engine.available else 0)
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

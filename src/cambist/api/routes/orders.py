@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from cambist.accounts.permissions import Principal
+from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.errors import ApiError, bad_request, not_found, reject_error
 from cambist.api.money import parse_optional
 from cambist.api.pagination import Page, clamp_limit, parse_cursor
 from cambist.api.presenters import fills_from_rows, fills_from_trades, order_body
-from cambist.api.runtime import Runtime
 from cambist.api.schemas import OrderResponse, PlaceOrderRequest
 from cambist.core.commands import CancelAllOrders, CancelOrder, PlaceOrder
 from cambist.core.events import MarketView, OrderView
@@ -23,14 +22,14 @@ READ = {"permission": "read"}
 SUPPORTED_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
 
 
-def _market(runtime: Runtime, symbol: str) -> MarketView:
+def _market(runtime: RuntimeDep, symbol: str) -> MarketView:
     market = runtime.hub.markets.get(symbol)
     if market is None:
         raise bad_request("UNKNOWN_SYMBOL", f"unknown symbol {symbol}")
     return market
 
 
-def _command(data: PlaceOrderRequest, principal: Principal, runtime: Runtime) -> PlaceOrder:
+def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime: RuntimeDep) -> PlaceOrder:
     market = _market(runtime, data.symbol)
     order_type = SUPPORTED_TYPES.get(data.type)
     if order_type is None:
@@ -74,7 +73,7 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
     return same
 
 
-async def _order_with_fills(runtime: Runtime, order: OrderView) -> OrderResponse:
+async def _order_with_fills(runtime: RuntimeDep, order: OrderView) -> OrderResponse:
     market = runtime.hub.markets[order.symbol]
     assets = runtime.hub.assets
     rows = await runtime.read(runtime.queries.order_fills, order.order_id)
@@ -83,7 +82,9 @@ async def _order_with_fills(runtime: Runtime, order: OrderView) -> OrderResponse
 
 
 @post("/api/v1/orders", status_code=201, tags=["orders"], summary="Place an order", opt=TRADE)
-async def place_order(data: PlaceOrderRequest, principal: Principal, runtime: Runtime) -> OrderResponse:
+async def place_order(
+    data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime: RuntimeDep
+) -> OrderResponse:
     command = _command(data, principal, runtime)
     outcome = await runtime.execute(command)
     if outcome.reject is not None:
@@ -113,13 +114,13 @@ async def place_order(data: PlaceOrderRequest, principal: Principal, runtime: Ru
 
 @get("/api/v1/orders", tags=["orders"], summary="List orders, or get one by clientOrderId", opt=READ)
 async def list_orders(
-    principal: Principal,
-    runtime: Runtime,
-    symbol: str | None = None,
-    status: str = "all",
-    limit: int = 100,
-    cursor: str | None = None,
-    client_order_id: Annotated[str | None, Parameter(query="clientOrderId")] = None,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    symbol: FromQuery[str | None] = None,
+    status: FromQuery[str] = "all",
+    limit: FromQuery[int] = 100,
+    cursor: FromQuery[str | None] = None,
+    client_order_id: Annotated[str | None, QueryParameter(name="clientOrderId")] = None,
 ) -> Page[OrderResponse] | OrderResponse:
     """With ``clientOrderId`` the answer is that one order (404 if none); otherwise a page."""
     if client_order_id is not None:
@@ -144,7 +145,7 @@ async def list_orders(
 
 
 @get("/api/v1/orders/{order_id:int}", tags=["orders"], summary="Get one order", opt=READ)
-async def get_order(order_id: int, principal: Principal, runtime: Runtime) -> OrderResponse:
+async def get_order(order_id: FromPath[int], principal: PrincipalDep, runtime: RuntimeDep) -> OrderResponse:
     order = await runtime.read(runtime.queries.get_order, principal.user_id, order_id)
     if order is None:
         raise not_found("ORDER_NOT_FOUND", f"order {order_id} not found")
@@ -154,7 +155,9 @@ async def get_order(order_id: int, principal: Principal, runtime: Runtime) -> Or
 @delete(
     "/api/v1/orders/{order_id:int}", status_code=200, tags=["orders"], summary="Cancel an order", opt=TRADE
 )
-async def cancel_order(order_id: int, principal: Principal, runtime: Runtime) -> OrderResponse:
+async def cancel_order(
+    order_id: FromPath[int], principal: PrincipalDep, runtime: RuntimeDep
+) -> OrderResponse:
     outcome = await runtime.execute(CancelOrder(account_id=principal.user_id, order_id=order_id))
     if outcome.reject is None and outcome.order is not None:
         return await _order_with_fills(runtime, outcome.order)
@@ -172,7 +175,9 @@ async def cancel_order(order_id: int, principal: Principal, runtime: Runtime) ->
     summary="Cancel all open orders on a symbol",
     opt=TRADE,
 )
-async def cancel_all(symbol: str, principal: Principal, runtime: Runtime) -> Page[OrderResponse]:
+async def cancel_all(
+    symbol: FromQuery[str], principal: PrincipalDep, runtime: RuntimeDep
+) -> Page[OrderResponse]:
     _market(runtime, symbol)
     outcome = await runtime.execute(CancelAllOrders(account_id=principal.user_id, symbol=symbol))
     if outcome.reject is not None:
