@@ -274,3 +274,23 @@ def test_grid_steps_are_round_numbers_of_ticks() -> None:
     assert _grid_step(640_000, 10_000) == 500_000  # ETH-USDT: 0.64 -> 0.5 USDT
     assert _grid_step(984, 1_000) == 1_000  # ETH-BTC: under a tick -> one tick
     assert _grid_step(25_000, 1_000) == 20_000
+
+
+async def test_stop_ends_a_long_sleep_at_once() -> None:
+    harness = CoreHarness()
+    bot = DemoLiquidity(
+        execute=harness.execute,
+        markets=harness.markets,
+        assets=harness.assets,
+        maker_account=MAKER,
+        taker_account=TAKER,
+        rng=random.Random(5),
+        refresh_interval_s=3600.0,
+        run_id="sleepy",
+    )
+    task = asyncio.create_task(bot.run())
+    while bot.rounds < 1:
+        await asyncio.sleep(0)
+    await asyncio.wait_for(bot.stop(), timeout=2.0)
+    assert task.done()
+    assert harness.open_orders(MAKER) == 0

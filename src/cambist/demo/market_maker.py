@@ -92,6 +92,7 @@ class DemoTuning:
     max_open_orders: int = 500  # the core allows 1000 per account; ladders shrink to fit
     backoff_s_min: float = 0.5
     backoff_s_max: float = 10.0
+    stop_timeout_s: float = 5.0  # how long stop() lets a round in progress finish
 
 
 @dataclass(slots=True)
@@ -153,6 +154,7 @@ class DemoLiquidity:
         self._skipped: set[str] = set()
         self._stopping = False
         self._run_task: asyncio.Task[None] | None = None
+        self._in_step = False
         self._credit_serial = 0
         self.rounds = 0
         self.trades = 0
@@ -165,35 +167,40 @@ class DemoLiquidity:
         """Trade until ``stop()`` or cancellation; engine outages pause it with a backoff."""
         self._run_task = asyncio.current_task()
         self._stopping = False
-        delay_s = self._tuning.backoff_s_min
+        backoff_s = self._tuning.backoff_s_min
         while not self._stopping:
+            self._in_step = True
             try:
                 await self.step()
+                pause_s, backoff_s = self._refresh_interval_s, self._tuning.backoff_s_min
             except EngineUnavailable as error:
-                log.log(
-                    logging.INFO if delay_s == self._tuning.backoff_s_min else logging.DEBUG,
-                    "demo liquidity paused (%s); retrying in %.1f s",
-                    error,
-                    delay_s,
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(max(delay_s * 2, self._tuning.backoff_s_min), self._tuning.backoff_s_max)
-                continue
-            except Exception:  # a bug in one round must not end the demo, nor spin
-                log.exception("demo liquidity round failed; retrying in %.1f s", delay_s)
-                await asyncio.sleep(delay_s)
-                delay_s = min(max(delay_s * 2, self._tuning.backoff_s_min), self._tuning.backoff_s_max)
-                continue
-            delay_s = self._tuning.backoff_s_min
-            await asyncio.sleep(self._refresh_interval_s)
+                level = logging.INFO if backoff_s == self._tuning.backoff_s_min else logging.DEBUG
+                log.log(level, "demo liquidity paused (%s); retrying in %.1f s", error, backoff_s)
+                pause_s, backoff_s = backoff_s, self._longer(backoff_s)
+            except Exception:  # a bug in one round must not end the demo, nor make it spin
+                log.exception("demo liquidity round failed; retrying in %.1f s", backoff_s)
+                pause_s, backoff_s = backoff_s, self._longer(backoff_s)
+            finally:
+                self._in_step = False
+            if not self._stopping:
+                await asyncio.sleep(pause_s)  # every round yields, even with a zero interval
+
+    def _longer(self, backoff_s: float) -> float:
+        return min(max(backoff_s * 2, self._tuning.backoff_s_min), self._tuning.backoff_s_max)
 
     async def stop(self, *, cancel_orders: bool = True) -> None:
         """End ``run()`` and, unless told otherwise, take the maker's orders off the books."""
         self._stopping = True
         task = self._run_task
         if task is not None and task is not asyncio.current_task() and not task.done():
-            task.cancel()
-            await asyncio.wait([task])  # unlike ``await task``, does not raise its cancellation
+            # Sleeping: end it now. Mid-round: let the round finish, so no command is left
+            # applied without the bot seeing its answer (its order would rest untracked).
+            if not self._in_step:
+                task.cancel()
+            done, _ = await asyncio.wait([task], timeout=self._tuning.stop_timeout_s)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task])  # unlike ``await task``, does not raise its cancellation
         self._run_task = None
         if not cancel_orders:
             return
