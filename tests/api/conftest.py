@@ -32,7 +32,7 @@ from cambist.accounts.passwords import fast_passwords_for_tests
 from cambist.api.app import create_app
 from cambist.config import Settings, load_settings
 
-from .support import PASSWORD, ApiKey, User, create_api_key, credit, login, new_email, new_user
+from .support import API, PASSWORD, ApiKey, User, create_api_key, credit, login, new_email, new_user
 
 ADMIN_EMAIL = "admin@example.com"
 
@@ -130,5 +130,40 @@ async def api_key(client: AsyncTestClient[Any]) -> MakeKey:
 
     async def make(user: User, permissions: list[str], **extra: Any) -> ApiKey:
         return await create_api_key(client, user, permissions, **extra)
+
+    return make
+
+
+NewMarket = Callable[..., Awaitable[str]]
+_market_numbers = iter(range(1, 10_000))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def new_market(client: AsyncTestClient[Any], admin: User) -> NewMarket:
+    """``await new_market()``: a fresh ``Tn-USDT`` market (base scale 8) created through the
+    admin API, shaped like BTC-USDT unless told otherwise. A test trading on its own market
+    cannot be disturbed by orders other tests of the module left on a shared book."""
+
+    async def make(**fields: str) -> str:
+        base = f"T{next(_market_numbers)}"
+        response = await client.post(
+            f"{API}/admin/assets", json={"asset": base, "scale": 8}, headers=admin.headers
+        )
+        assert response.status_code == 201, response.text
+        body = {
+            "symbol": f"{base}-USDT",
+            "baseAsset": base,
+            "quoteAsset": "USDT",
+            "tickSize": "0.01",
+            "lotSize": "0.0001",
+            "minQuantity": "0.0001",
+            "minNotional": "5",
+            "makerFee": "0.001",
+            "takerFee": "0.001",
+            **fields,
+        }
+        response = await client.post(f"{API}/admin/markets", json=body, headers=admin.headers)
+        assert response.status_code == 201, response.text
+        return f"{base}-USDT"
 
     return make

@@ -10,6 +10,9 @@ from cambist.api.errors import bad_request
 
 T = TypeVar("T")
 LIMIT_MAX = 1000
+# Ids, cursors and times are 64-bit signed integers in the store; anything larger cannot
+# name a row and would overflow the database driver.
+INT64_MAX = 2**63 - 1
 
 
 class Page(msgspec.Struct, Generic[T], rename="camel"):
@@ -26,6 +29,6 @@ def clamp_limit(limit: int, maximum: int = LIMIT_MAX) -> int:
 def parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19:
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19 or int(cursor) > INT64_MAX:
         raise bad_request("INVALID_CURSOR", "cursor must be a value returned as nextCursor")
     return int(cursor)

@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.errors import ApiError, bad_request, not_found, reject_error
 from cambist.api.money import parse_optional
-from cambist.api.pagination import Page, clamp_limit, parse_cursor
+from cambist.api.pagination import INT64_MAX, Page, clamp_limit, parse_cursor
 from cambist.api.presenters import fills_from_rows, fills_from_trades, order_body
 from cambist.api.schemas import OrderResponse, PlaceOrderRequest
 from cambist.core.commands import CancelAllOrders, CancelOrder, PlaceOrder
@@ -144,8 +144,15 @@ async def list_orders(
     return Page(data=data, next_cursor=None if next_cursor is None else str(next_cursor))
 
 
+def _check_order_id(order_id: int) -> None:
+    """An id no order can have is simply not found (and never reaches the store)."""
+    if not 1 <= order_id <= INT64_MAX:
+        raise not_found("ORDER_NOT_FOUND", f"order {order_id} not found")
+
+
 @get("/api/v1/orders/{order_id:int}", tags=["orders"], summary="Get one order", opt=READ)
 async def get_order(order_id: FromPath[int], principal: PrincipalDep, runtime: RuntimeDep) -> OrderResponse:
+    _check_order_id(order_id)
     order = await runtime.read(runtime.queries.get_order, principal.user_id, order_id)
     if order is None:
         raise not_found("ORDER_NOT_FOUND", f"order {order_id} not found")
@@ -158,6 +165,7 @@ async def get_order(order_id: FromPath[int], principal: PrincipalDep, runtime: R
 async def cancel_order(
     order_id: FromPath[int], principal: PrincipalDep, runtime: RuntimeDep
 ) -> OrderResponse:
+    _check_order_id(order_id)
     outcome = await runtime.execute(CancelOrder(account_id=principal.user_id, order_id=order_id))
     if outcome.reject is None and outcome.order is not None:
         return await _order_with_fills(runtime, outcome.order)
