@@ -124,3 +124,27 @@ def test_both_paths_raise_integrity_error_and_roll_back(db_url: str, fast: bool)
         assert [seq for seq, _, _ in store.journal_since(0, 10)] == [1, 2]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_repeated_key_in_one_batch_keeps_the_last_state(db_url: str, fast: bool) -> None:
+    upgrade(db_url)
+    engine = create_db_engine(db_url)
+    try:
+        store = TradingStore(engine, postgres_fast_path=fast)
+        canceled = order(1, status=OrderStatus.CANCELED, seq=2)
+        store.write_batch(
+            [(1, T0, "place_order", b"")],
+            changes(
+                2,
+                orders=[order(1), canceled],
+                balances=[balance(1, "USDT", 5), balance(1, "USDT", 9, 1)],
+                markets=[market(), market(taker_fee_ppm=9)],
+            ),
+        )
+        snapshot, _ = store.load_snapshot()
+        assert snapshot.open_orders == []
+        assert snapshot.balances == [balance(1, "USDT", 9, 1)]
+        assert snapshot.markets == [market(taker_fee_ppm=9)]
+    finally:
+        engine.dispose()

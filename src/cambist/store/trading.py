@@ -166,17 +166,24 @@ def batch_rows(journal: Sequence[JournalItem], changes: Changes) -> list[tuple[T
     """
     steps: list[tuple[Table, Params]] = [
         (_journal, _journal_params(journal)),
-        (_assets, _struct_params(changes.assets)),
-        (_markets, _struct_params(changes.markets)),
-        (_orders, _order_params(changes.orders)),
+        (_assets, _latest(_struct_params(changes.assets), "asset")),
+        (_markets, _latest(_struct_params(changes.markets), "symbol")),
+        (_orders, _latest(_order_params(changes.orders), "order_id")),
         (_trades, _struct_params(changes.trades)),
         (_fills, _fill_params(changes.trades)),
         (_ledger, _struct_params(changes.ledger)),
-        (_balances, _balance_params(changes.balances, changes.last_seq)),
+        (_balances, _latest(_balance_params(changes.balances, changes.last_seq), "account_id", "asset")),
         (_klines, kline_params(changes.trades)),
         (_engine_state, [_engine_state_params(changes)]),
     ]
     return [(table, params) for table, params in steps if params]
+
+
+def _latest(params: Params, *keys: str) -> Params:
+    """The last row per key. The core sends one state per key, but a repeat would make one
+    PostgreSQL upsert touch a row twice, which it refuses; the last state is the one meant."""
+    by_key = {tuple(row[key] for key in keys): row for row in params}
+    return params if len(by_key) == len(params) else list(by_key.values())
 
 
 def _on_conflict(stmt: Any, table: Table, *, sqlite_functions: bool) -> Insert:
