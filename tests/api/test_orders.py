@@ -660,3 +660,21 @@ async def test_self_trade_is_prevented(
     assert taker["fills"] == []
     assert (await get_order(client, user, maker["orderId"]))["status"] == "expired"  # expire_maker
     assert (await client.get(f"{API}/trades/{symbol}")).json()["data"] == []
+
+
+async def test_client_order_id_stays_taken_after_the_order_ended(
+    client: Client, new_market: NewMarket, funded_user: FundedUser
+) -> None:
+    symbol = await new_market()
+    user = await funded_user(USDT="1000")
+    body = {"symbol": symbol, "side": "buy", "type": "limit", "quantity": "0.01", "price": "30000"}
+    first = await placed(client, user, **body, clientOrderId="ended")
+    await client.delete(f"{API}/orders/{first['orderId']}", headers=user.headers)
+    after_cancel = await state(client, user)
+    retry = await place(client, user, **body, clientOrderId="ended")
+    assert retry.status_code in (200, 201), retry.text
+    assert retry.json()["orderId"] == first["orderId"]
+    assert retry.json()["status"] == "canceled"
+    different = await place(client, user, **{**body, "quantity": "0.02"}, clientOrderId="ended")
+    assert_error(different, 409, "DUPLICATE_CLIENT_ORDER_ID")
+    assert await state(client, user) == after_cancel

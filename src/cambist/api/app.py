@@ -19,6 +19,7 @@ from cambist.api.auth import authenticate, authentication_guard, runtime_of
 from cambist.api.errors import EXCEPTION_HANDLERS
 from cambist.api.routes import account, admin, auth, market, ops, orders
 from cambist.api.runtime import Runtime
+from cambist.api.strict import strict_body_guard
 from cambist.config import Settings, load_settings
 
 REQUEST_BODY_MAX_BYTES = 64 * 1024  # orders are small; anything larger is refused early
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, *, demo: bool | None = None) ->
             *ops.ROUTES,
         ],
         dependencies={"runtime": Provide(provide_runtime), "principal": Provide(authenticate)},
-        guards=[authentication_guard],
+        guards=[authentication_guard, strict_body_guard],  # in this order: 401 before 400
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[metrics_middleware],

@@ -8,8 +8,9 @@ from litestar import Response, post
 from litestar.params import JSONBody
 
 from cambist.api.deps import PrincipalDep, RuntimeDep
-from cambist.api.errors import bad_request, reject_error
+from cambist.api.errors import bad_request, not_found, reject_error
 from cambist.api.money import fmt, parse_money
+from cambist.api.pagination import INT64_MAX
 from cambist.api.presenters import market_body
 from cambist.api.schemas import (
     AssetRequest,
@@ -39,6 +40,8 @@ async def credit(
     if data.credit_id is not None and not 1 <= len(data.credit_id) <= 64:
         raise bad_request("INVALID_CREDIT_ID", "creditId must be 1-64 characters")
     amount = parse_money(data.amount, scale, "amount", "INVALID_AMOUNT")
+    if not 1 <= data.user_id <= INT64_MAX:  # no such user, and beyond what the store can look up
+        raise not_found("USER_NOT_FOUND", "no such user")
     await runtime.read(runtime.accounts.get_user, data.user_id)  # 404 for an unknown user
     credit_id = data.credit_id or f"credit-{uuid.uuid4().hex}"
     # The operator is recorded in the reason: the ledger says who moved money and why.
