@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from cambist.api.deps import RuntimeDep
 from cambist.api.errors import bad_request, not_found
 from cambist.api.money import fmt
-from cambist.api.pagination import Page, clamp_limit
+from cambist.api.pagination import INT64_MAX, Page, clamp_limit
 from cambist.api.presenters import market_body
 from cambist.api.schemas import MarketResponse, OrderBookResponse, PublicTradeResponse, TickerResponse
 from cambist.core.events import MarketView
@@ -149,6 +149,9 @@ async def klines(
     market = _market(runtime, symbol)
     if interval not in KLINE_INTERVALS_MS:
         raise bad_request("INVALID_INTERVAL", "interval must be one of " + ", ".join(KLINE_INTERVALS_MS))
+    for value in (start_time, end_time):
+        if value is not None and not 0 <= value <= INT64_MAX:
+            raise bad_request("INVALID_TIME_RANGE", "startTime and endTime are milliseconds since the epoch")
     if start_time is not None and end_time is not None and start_time > end_time:
         raise bad_request("INVALID_TIME_RANGE", "startTime must not be after endTime")
     rows = await runtime.read(
