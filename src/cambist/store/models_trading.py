@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -79,19 +80,33 @@ class MarketRow(Base):
 class OrderRow(Base):
     """Latest state of every order, open or final.
 
-    ``is_open`` is derived from ``status`` (``OPEN_STATUSES``) so the open/closed filters and
-    the snapshot's scan of resting orders are one indexed boolean instead of an IN list.
+    ``is_open`` is derived from ``status`` (``OPEN_STATUSES``). The indexes on open orders are
+    partial (``WHERE is_open``): open orders are few next to the history, so those indexes
+    stay small, and an order leaves them when it closes.
     """
 
     __tablename__ = "orders"
     __table_args__ = (
         Index("uq_orders_account_client_order_id", "account_id", "client_order_id", unique=True),
+        # list_orders 'all' and 'closed' (few open rows to skip), with and without a symbol.
         Index("ix_orders_account_order", "account_id", "order_id"),
         Index("ix_orders_account_symbol_order", "account_id", "symbol", "order_id"),
-        Index("ix_orders_account_open_order", "account_id", "is_open", "order_id"),
-        Index("ix_orders_account_symbol_open_order", "account_id", "symbol", "is_open", "order_id"),
+        # list_orders 'open': at most an account's open orders, any symbol filter is cheap.
+        Index(
+            "ix_orders_open_account_order",
+            "account_id",
+            "order_id",
+            postgresql_where=text("is_open"),
+            sqlite_where=text("is_open = 1"),  # the form SQLAlchemy renders, so SQLite matches it
+        ),
         # load_snapshot reads every open order in queue order.
-        Index("ix_orders_open_priority", "is_open", "priority", "order_id"),
+        Index(
+            "ix_orders_open_priority",
+            "priority",
+            "order_id",
+            postgresql_where=text("is_open"),
+            sqlite_where=text("is_open = 1"),  # the form SQLAlchemy renders, so SQLite matches it
+        ),
     )
 
     order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

@@ -139,10 +139,11 @@ class TradingQueries:
         query = _select_view(_orders, OrderView).where(o.account_id == account_id)
         if symbol is not None:
             query = query.where(o.symbol == symbol)
+        # Plain ``is_open`` (not ``IS TRUE``): the form the partial indexes' predicate matches.
         if status == "open":
-            query = query.where(o.is_open.is_(True))
+            query = query.where(o.is_open)
         elif status == "closed":
-            query = query.where(o.is_open.is_(False))
+            query = query.where(~o.is_open)
         elif status != "all":
             raise ValueError(f"unknown order status filter {status!r}")
         if cursor_order_id is not None:

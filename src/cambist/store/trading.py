@@ -416,7 +416,7 @@ def _read_snapshot(conn: Connection) -> tuple[CoreSnapshot, str | None]:
     state = conn.execute(select(_engine_state).where(_engine_state.c.id == ENGINE_STATE_ID)).first()
     open_orders = conn.execute(
         select(*_view_columns(_orders, OrderView))
-        .where(_orders.c.is_open.is_(True))
+        .where(_orders.c.is_open)  # this exact form matches the partial index's predicate
         .order_by(_orders.c.priority, _orders.c.order_id)
     )
     snapshot = CoreSnapshot(

@@ -140,11 +140,18 @@ def _create_orders() -> None:
     )
     op.create_index("ix_orders_account_order", "orders", ["account_id", "order_id"])
     op.create_index("ix_orders_account_symbol_order", "orders", ["account_id", "symbol", "order_id"])
-    op.create_index("ix_orders_account_open_order", "orders", ["account_id", "is_open", "order_id"])
-    op.create_index(
-        "ix_orders_account_symbol_open_order", "orders", ["account_id", "symbol", "is_open", "order_id"]
-    )
-    op.create_index("ix_orders_open_priority", "orders", ["is_open", "priority", "order_id"])
+    # Partial: open orders only (see OrderRow).
+    for name, columns in (
+        ("ix_orders_open_account_order", ["account_id", "order_id"]),
+        ("ix_orders_open_priority", ["priority", "order_id"]),
+    ):
+        op.create_index(
+            name,
+            "orders",
+            columns,
+            postgresql_where=sa.text("is_open"),
+            sqlite_where=sa.text("is_open = 1"),
+        )
 
 
 def _create_trades_and_fills() -> None:
