@@ -7,7 +7,7 @@ commands/s, the ratio of commands/s to the target the engine needs (thousands of
 and for PostgreSQL the ratio of the fast path (COPY + unnest upserts) to its baseline, the
 portable executemany path SQLite uses.
 
-    .venv/bin/python bench/store_write.py [--batches 300] [--pg-url postgresql://...]
+    PYTHONPATH=src .venv/bin/python bench/store_write.py [--batches 300] [--pg-url postgresql://...]
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Write side of the trading store: one transaction per engine batch, and the way back.
 
-``TradingStore.write_batch`` is the engine's hot path. It uses SQLAlchemy Core executemany
-with statements built once per store (the ORM unit of work would cost more than the SQL),
-and the dialect's own ``INSERT .. ON CONFLICT DO UPDATE`` for rows that hold a latest state
-(assets, markets, orders, balances, klines, engine_state). Append-only rows (journal, trades,
-fills, ledger entries) are plain inserts, so a repeated seq or id fails the whole batch
-instead of silently rewriting history.
+``TradingStore.write_batch`` is the engine's hot path: one transaction per batch, rows built
+before it opens, statements built once per store, no ORM unit of work. Rows holding a latest
+state (assets, markets, orders, balances, klines, engine_state) are upserted with the dialect's
+``INSERT .. ON CONFLICT DO UPDATE``; append-only rows (journal, trades, fills, ledger entries)
+are plain inserts, so a repeated seq or id fails the whole batch instead of rewriting history.
+SQLite writes each table with one Core executemany; PostgreSQL, where per-row executemany is
+CPU-bound in the driver, COPYs the append-only rows and upserts each state table with one
+``INSERT .. SELECT FROM unnest(<column arrays>)`` (same SQL semantics, checked by tests).
 
 ``load_snapshot`` reads the state tables back into a ``CoreSnapshot`` so the engine can
 rebuild the core and compare its ``state_hash`` with the one recorded here.
