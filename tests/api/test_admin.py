@@ -323,3 +323,33 @@ async def test_credit_id_reused_for_a_different_credit_is_409(client: Client, ad
     different = await credit(client, admin, user.user_id, "USDT", "5000", creditId="ticket-43")
     assert await balances(client, user) == {"USDT": ("100", "0")}
     assert_error(different, 409)
+
+
+async def test_runtime_markets_balances_and_orders_survive_a_restart(make_client: Any) -> None:
+    from .conftest import make_admin
+
+    async with make_client() as first:
+        admin = await make_admin(first)
+        assert (
+            await first.post(f"{API}/admin/assets", json={"asset": "KEEP", "scale": 2}, headers=admin.headers)
+        ).status_code == 201
+        market = await first.post(f"{API}/admin/markets", json=market_body("KEEP"), headers=admin.headers)
+        assert market.status_code == 201
+        user = await new_user(first)
+        assert (await credit(first, admin, user.user_id, "USDT", "100", creditId="keep-1")).status_code == 201
+        order = await placed(
+            first, user, symbol="KEEP-USDT", side="buy", type="limit", quantity="1", price="10"
+        )
+        before = await state(first, user)
+        markets_before = (await first.get(f"{API}/markets")).json()
+    async with make_client() as second:
+        assert (await second.get(f"{API}/markets")).json() == markets_before
+        assert await state(second, user) == before  # the access token is still valid, too
+        assert (
+            await credit(second, admin, user.user_id, "USDT", "100", creditId="keep-1")
+        ).status_code == 200
+        assert await balances(second, user) == {"USDT": ("90", "10")}
+        canceled = await second.delete(f"{API}/orders/{order['orderId']}", headers=user.headers)
+        assert canceled.json()["status"] == "canceled"
+        book = (await second.get(f"{API}/orderbook/KEEP-USDT")).json()
+        assert book["bids"] == []

@@ -235,3 +235,17 @@ async def test_protected_routes_need_authentication(client: Client) -> None:
     ]:
         response = await client.request(method, f"{API}{path}", json={} if method == "POST" else None)
         assert_error(response, 401, "UNAUTHORIZED")
+
+
+async def test_access_token_expires_for_real(make_client: Any) -> None:
+    async with make_client(access_token_ttl_s=1) as private:
+        user = await new_user(private)
+        assert (await private.get(f"{API}/account", headers=user.headers)).status_code == 200
+        time.sleep(2.05)  # the token's exp is whole seconds: at most 2 s from now
+        assert_error(await private.get(f"{API}/account", headers=user.headers), 401, "TOKEN_EXPIRED")
+        # the refresh token still works and gives a fresh access token
+        response = await private.post(f"{API}/auth/refresh", json={"refreshToken": user.refresh_token})
+        assert response.status_code == 200, response.text
+        assert (
+            await private.get(f"{API}/account", headers=bearer(response.json()["accessToken"]))
+        ).status_code == 200
