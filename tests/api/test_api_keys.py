@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from .conftest import FundedUser, MakeKey, make_admin
-from .support import API, ApiKey, User, assert_error, balances, new_user, sign, state
+from .support import API, ApiKey, User, assert_error, balances, create_api_key, new_user, sign, state
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -339,3 +340,24 @@ async def test_bearer_and_key_users_see_the_same_account(client: Client, api_key
     by_token = (await client.get(f"{API}/account", headers=user.headers)).json()
     assert by_key["userId"] == by_token["userId"] == user.user_id
     assert by_key["apiKey"] == key.key and by_token["apiKey"] is None
+
+
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(make_client: Any) -> None:
+    # the test client's peer is 127.0.0.1: make it the trusted reverse proxy
+    async with make_client(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)) as private:
+        user = await new_user(private)
+        key = await create_api_key(private, user, ["read"], ipAllowlist=["10.0.0.1"])
+        path = f"{API}/account"
+        assert_error(await key.request("GET", path), 403, "IP_NOT_ALLOWED")  # the proxy itself
+        allowed = await key.request("GET", path, headers={"X-Forwarded-For": "10.0.0.1"})
+        assert allowed.status_code == 200, allowed.text
+        via_two_proxies = await key.request("GET", path, headers={"X-Forwarded-For": "10.0.0.1, 127.0.0.5"})
+        assert via_two_proxies.status_code == 200, via_two_proxies.text
+        for forwarded in (
+            "10.0.0.2",
+            "10.0.0.1, 10.0.0.9",  # the client wrote 10.0.0.1; our proxy saw 10.0.0.9
+            "not-an-ip",
+            "",
+        ):
+            response = await key.request("GET", path, headers={"X-Forwarded-For": forwarded})
+            assert_error(response, 403, "IP_NOT_ALLOWED")

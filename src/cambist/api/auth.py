@@ -39,6 +39,27 @@ def raw_path_with_query(request: Request[Any, Any, Any]) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
+def client_ip(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's IP: the peer, or behind a trusted proxy what the proxies say.
+
+    ``X-Forwarded-For`` is believed only when the peer is one of ``CAMBIST_TRUSTED_PROXIES``,
+    and then read from the right: each trusted proxy appended the address it saw, so the
+    first hop that is not a trusted proxy is the client. Whatever a client wrote at the left
+    of the header itself is never reached while a proxy of ours stands after it.
+    """
+    peer = request.client.host if request.client else None
+    settings = runtime_of(request).settings
+    if peer is None or not settings.is_trusted_proxy(peer):
+        return peer
+    hops = [
+        hop.strip() for value in request.headers.getall("x-forwarded-for", []) for hop in value.split(",")
+    ]
+    for hop in reversed(hops):
+        if not settings.is_trusted_proxy(hop):
+            return hop or None  # not an IP at all: an allowlist then refuses it
+    return hops[0] if hops else peer
+
+
 async def authentication_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
@@ -87,7 +108,7 @@ async def _authenticate(request: Request[Any, Any, Any], runtime: Runtime) -> Pr
             raw_path_with_query(request),
             body,
             window_ms,
-            request.client.host if request.client else None,
+            client_ip(request),
         )
     else:
         raise Unauthorized("authentication required: a bearer token or a signed API-key request")

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, post
 from litestar.params import JSONBody
 
+from cambist.api.auth import client_ip
 from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.schemas import (
     LoginRequest,
@@ -31,9 +32,9 @@ async def register(data: JSONBody[RegisterRequest], runtime: RuntimeDep) -> Regi
 async def login(
     data: JSONBody[LoginRequest], request: Request[Any, Any, Any], runtime: RuntimeDep
 ) -> TokenResponse:
-    client_ip = request.client.host if request.client else None
+    ip = client_ip(request)
     pair = await asyncio.to_thread(
-        runtime.accounts.login, data.email, data.password, client_ip, request.headers.get("user-agent")
+        runtime.accounts.login, data.email, data.password, ip, request.headers.get("user-agent")
     )
     return TokenResponse(
         access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
