@@ -249,3 +249,26 @@ async def test_access_token_expires_for_real(make_client: Any) -> None:
         assert (
             await private.get(f"{API}/account", headers=bearer(response.json()["accessToken"]))
         ).status_code == 200
+
+
+async def test_email_is_stored_normalized(client: Client) -> None:
+    email = new_email("Mixed.Case")
+    await register(client, f"  {email.upper()} ")
+    tokens = await login(client, email)
+    account = (await client.get(f"{API}/account", headers=bearer(tokens["accessToken"]))).json()
+    assert account["email"] == email.lower()
+
+
+@pytest.mark.parametrize("body", [None, {}, {"refreshToken": "whatever"}])
+async def test_logout_accepts_an_empty_or_optional_body(client: Client, body: Any) -> None:
+    user = await new_user(client)
+    response = await client.post(f"{API}/auth/logout", json=body, headers=user.headers)
+    assert response.status_code == 204, response.text
+    assert_error(await client.get(f"{API}/account", headers=user.headers), 401)
+
+
+async def test_logout_with_a_malformed_body_is_400_and_keeps_the_session(client: Client) -> None:
+    user = await new_user(client)
+    response = await client.post(f"{API}/auth/logout", json={"refreshToken": 5}, headers=user.headers)
+    assert_error(response, 400)
+    assert (await client.get(f"{API}/account", headers=user.headers)).status_code == 200

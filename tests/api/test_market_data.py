@@ -308,3 +308,18 @@ async def test_trades_newest_first(client: Client, traded: dict[str, Any]) -> No
     assert newest["data"] == rows[:1]
     for limit in (0, -1, "x"):
         assert_error(await client.get(f"{API}/trades/{traded['symbol']}", params={"limit": limit}), 400)
+
+
+async def test_ticker_falling_price(client: Client, new_market: NewMarket, funded_user: FundedUser) -> None:
+    symbol = await new_market()
+    base = symbol.split("-")[0]
+    seller = await funded_user(**{base: "1"})
+    buyer = await funded_user(USDT="10000")
+    for price in ("31500", "30000"):
+        await placed(client, buyer, symbol=symbol, side="buy", type="limit", quantity="0.01", price=price)
+        await placed(client, seller, symbol=symbol, side="sell", type="market", quantity="0.01")
+    ticker = await get_json(client, f"{API}/ticker/{symbol}")
+    assert (ticker["openPrice"], ticker["lastPrice"]) == ("31500", "30000")
+    assert ticker["priceChange"] == "-1500"
+    assert ticker["priceChangePercent"] == "-4.76"  # truncated toward zero
+    assert ticker["bestBid"] is None and ticker["bestAsk"] is None

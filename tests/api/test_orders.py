@@ -678,3 +678,27 @@ async def test_client_order_id_stays_taken_after_the_order_ended(
     different = await place(client, user, **{**body, "quantity": "0.02"}, clientOrderId="ended")
     assert_error(different, 409, "DUPLICATE_CLIENT_ORDER_ID")
     assert await state(client, user) == after_cancel
+
+
+async def test_market_sell_by_quote_quantity(
+    client: Client, new_market: NewMarket, funded_user: FundedUser
+) -> None:
+    symbol = await new_market()
+    base = base_of(symbol)
+    bidder = await funded_user(USDT="1000")
+    await limit(client, bidder, symbol, "buy", "0.01", "30000")
+    seller = await funded_user(**{base: "1"})
+    order = await placed(client, seller, symbol=symbol, side="sell", type="market", quoteQuantity="150")
+    assert order["status"] == "filled"
+    assert order["filledQuantity"] == "0.005" and order["quoteFilled"] == "150"
+    assert await balances(client, seller) == {"USDT": ("149.85", "0"), base: ("0.995", "0")}
+
+
+async def test_list_limit_above_the_maximum_is_capped(client: Client, funded_user: FundedUser) -> None:
+    user = await funded_user()
+    response = await client.get(f"{API}/orders", params={"limit": 100_000}, headers=user.headers)
+    assert response.status_code == 200 and response.json() == {"data": [], "nextCursor": None}
+    trades = await client.get(f"{API}/account/trades", params={"limit": 100_000}, headers=user.headers)
+    assert trades.status_code == 200 and trades.json() == {"data": [], "nextCursor": None}
+    for params in ({"cursor": "abc"}, {"limit": 0}):
+        assert_error(await client.get(f"{API}/account/trades", params=params, headers=user.headers), 400)
