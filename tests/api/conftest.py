@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from litestar.testing import AsyncTestClient
+from litestar.testing.transport import TestClientTransport
 
 from cambist.accounts.passwords import fast_passwords_for_tests
 from cambist.api.app import create_app
@@ -55,6 +56,7 @@ def _from_loopback(client: AsyncTestClient[Any]) -> None:
     """Litestar's test transport reports the peer as the host name "testclient"; a real server
     gives an IP. Make requests come from 127.0.0.1 so IP allowlists see what production sees."""
     transport = client._transport  # the TestClientTransport the client was built with
+    assert isinstance(transport, TestClientTransport)
     parse_request = transport.parse_request
 
     def parse(request: Any) -> dict[str, Any]:
@@ -68,7 +70,9 @@ def _from_loopback(client: AsyncTestClient[Any]) -> None:
 @asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
     async with AsyncTestClient(app=create_app(settings, demo=False)) as client:
-        client.app.state.runtime.accounts._passwords = fast_passwords_for_tests()
+        accounts = client.app.state.runtime.accounts
+        assert hasattr(accounts, "_passwords"), "AccountService changed: update the cheap-hashing hook"
+        accounts._passwords = fast_passwords_for_tests()
         _from_loopback(client)
         yield client
 
