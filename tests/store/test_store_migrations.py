@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -86,3 +87,12 @@ def test_every_amount_column_is_a_64_bit_integer(db_url: str) -> None:
                     assert types[name] == "BIGINT", (table, name, types[name])
     finally:
         engine.dispose()
+
+
+def test_concurrent_upgrades_serialize(db_url: str) -> None:
+    """Several processes starting at once (gateway replicas) must not race the same DDL."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for future in [pool.submit(upgrade, db_url) for _ in range(3)]:
+            future.result()
+    head = ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+    assert current_revision(db_url) == head
