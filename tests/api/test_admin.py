@@ -122,9 +122,6 @@ async def test_bad_asset_is_400(client: Client, admin: User, body: dict[str, Any
     assert_error(credit_new, 400, "UNKNOWN_ASSET")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core ASSET_RE/SYMBOL_RE use re.match with $, which accepts a trailing newline"
-)
 async def test_asset_name_with_a_trailing_newline_is_refused(client: Client, admin: User) -> None:
     response = await client.post(
         f"{API}/admin/assets", json={"asset": "NL\n", "scale": 8}, headers=admin.headers
@@ -312,11 +309,6 @@ async def test_credit_is_idempotent_by_credit_id(client: Client, admin: User) ->
     assert await balances(client, other) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a repeated creditId with a different body is answered 200 with the new amount; "
-    "the API needs a store query for the original credit to answer 409",
-)
 async def test_credit_id_reused_for_a_different_credit_is_409(client: Client, admin: User) -> None:
     user = await new_user(client)
     assert (await credit(client, admin, user.user_id, "USDT", "100", creditId="ticket-43")).status_code == 201

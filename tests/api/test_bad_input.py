@@ -246,9 +246,6 @@ async def test_order_client_order_id_refused(
     await order_refused(client, trader, resting, {**LIMIT, "clientOrderId": client_order_id}, 400)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core CLIENT_ORDER_ID_RE uses re.match with $, which accepts a trailing newline"
-)
 async def test_order_client_order_id_with_a_trailing_newline_is_refused(
     client: Client, trader: User, resting: User
 ) -> None:

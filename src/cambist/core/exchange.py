@@ -237,7 +237,7 @@ class ExchangeCore:
     # ------------------------------------------------------------------ reference data
 
     def _add_asset(self, cmd: AddAsset, seq: int, time: int) -> Outcome:
-        if not ASSET_RE.match(cmd.asset):
+        if not ASSET_RE.fullmatch(cmd.asset):
             raise Rejected(RejectCode.INVALID_ASSET, "asset must be 2-12 upper-case letters or digits")
         if not 0 <= cmd.scale <= MAX_SCALE:
             raise Rejected(RejectCode.INVALID_ASSET, f"scale must be between 0 and {MAX_SCALE}")
@@ -286,7 +286,7 @@ class ExchangeCore:
         return Outcome(seq=seq, time=time)
 
     def _validate_market(self, view: MarketView) -> None:
-        if not SYMBOL_RE.match(view.symbol) or view.symbol != f"{view.base_asset}-{view.quote_asset}":
+        if not SYMBOL_RE.fullmatch(view.symbol) or view.symbol != f"{view.base_asset}-{view.quote_asset}":
             raise Rejected(RejectCode.INVALID_MARKET, "symbol must be BASE-QUOTE of its two assets")
         for asset in (view.base_asset, view.quote_asset):
             if asset not in self.assets:
@@ -364,7 +364,7 @@ class ExchangeCore:
         if cmd.account_id in SYSTEM_ACCOUNTS or cmd.account_id <= 0:
             raise Rejected(RejectCode.ACCOUNT_NOT_ALLOWED, "orders come from user accounts")
         if cmd.client_order_id is not None:
-            if not CLIENT_ORDER_ID_RE.match(cmd.client_order_id):
+            if not CLIENT_ORDER_ID_RE.fullmatch(cmd.client_order_id):
                 raise Rejected(RejectCode.INVALID_ORDER, "clientOrderId must be 1-64 of A-Z a-z 0-9 . _ : -")
             if (cmd.account_id, cmd.client_order_id) in self.client_order_ids:
                 raise Rejected(

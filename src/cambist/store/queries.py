@@ -26,6 +26,7 @@ from cambist.store.models_trading import (
     BalanceRow,
     FillRow,
     KlineRow,
+    LedgerEntryRow,
     MarketRow,
     OrderRow,
     TradeRow,
@@ -47,6 +48,7 @@ _trades = table_of(TradeRow)
 _fills = table_of(FillRow)
 _balances = table_of(BalanceRow)
 _klines = table_of(KlineRow)
+_ledger = table_of(LedgerEntryRow)
 
 
 class Fill(msgspec.Struct, frozen=True):
@@ -95,6 +97,13 @@ class TickerWindow(msgspec.Struct, frozen=True):
     trade_count: int
     open_time: int  # open time of the first bucket with trades
     close_time: int  # close time of the last bucket with trades
+
+
+class Credited(msgspec.Struct, frozen=True):
+    credit_id: str
+    account_id: int
+    asset: str
+    amount: int
 
 
 class TradingQueries:
@@ -241,6 +250,21 @@ class TradingQueries:
             )
             edges = {row.open_time: row for row in conn.execute(edges_query)}
         return _ticker(symbol, totals, edges[totals.first], edges[totals.last])
+
+    # -- credits -----------------------------------------------------------------------------
+
+    def credit(self, credit_id: str) -> Credited | None:
+        """The credit applied under ``credit_id`` (its user leg), or None if there was none."""
+        e = _ledger.c
+        query = (
+            select(e.account_id, e.asset, e.delta)
+            .where(e.kind == "credit", e.ref == credit_id, e.delta > 0)
+            .order_by(e.id)
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else Credited(credit_id, row.account_id, row.asset, row.delta)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from litestar import Response, post
 from litestar.params import JSONBody
 
 from cambist.api.deps import PrincipalDep, RuntimeDep
-from cambist.api.errors import bad_request, not_found, reject_error
+from cambist.api.errors import ApiError, bad_request, not_found, reject_error
 from cambist.api.money import fmt, parse_money
 from cambist.api.pagination import INT64_MAX
 from cambist.api.presenters import market_body
@@ -49,6 +49,13 @@ async def credit(
     outcome = await runtime.execute(Credit(credit_id, data.user_id, data.asset, amount, reason))
     status = 201
     if outcome.reject is RejectCode.DUPLICATE_CREDIT_ID:
+        first = await runtime.read(runtime.queries.credit, credit_id)
+        if first is None or (first.account_id, first.asset, first.amount) != (
+            data.user_id,
+            data.asset,
+            amount,
+        ):
+            raise ApiError(409, "DUPLICATE_CREDIT_ID", "creditId was already used for a different credit")
         status = 200  # an idempotent retry: the credit was applied once, earlier
     elif outcome.reject is not None:
         raise reject_error(outcome.reject, outcome.message)
