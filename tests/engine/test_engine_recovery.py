@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from cambist.core.checks import check_invariants
-from cambist.core.commands import Credit
+from cambist.core.commands import Command, Credit
 from cambist.core.types import OrderStatus, RejectCode
 from cambist.engine.engine import Engine, EngineUnavailable
 from cambist.engine.recovery import RecoveryError, replay_journal
@@ -39,7 +39,7 @@ async def busy_engine(engines: EngineFactory, seed: int, commands: int = 300) ->
     return engine
 
 
-async def test_restart_recovers_the_same_state(engines: EngineFactory) -> None:
+async def test_restart_recovers_the_same_state_and_the_journal_replays_to_it(engines: EngineFactory) -> None:
     engine = await busy_engine(engines, seed=2)
     state_hash = engine.core.state_hash()
     snapshot = engine.core.snapshot()
@@ -48,7 +48,7 @@ async def test_restart_recovers_the_same_state(engines: EngineFactory) -> None:
     assert engine.core.orders, "the workload should leave resting orders"
     await engines.stop(engine)
 
-    again = await engines.open()
+    again = await engines.open(batch_max=16)
     assert again.core.state_hash() == state_hash
     assert again.core.compute_state_hash() == state_hash
     assert again.core.snapshot() == snapshot
@@ -59,14 +59,16 @@ async def test_restart_recovers_the_same_state(engines: EngineFactory) -> None:
     assert stored_balances(engines.db) == balances
     assert depth_from_rows(open_order_rows(engines.db)) == (dict(depth[0]), dict(depth[1]))
     assert_ledger_matches_balances(engines.db)
+    # Replaying the whole journal into a fresh core reaches the same state.
+    replayed = replay_journal(engines.store())
+    check_invariants(replayed)
+    assert replayed.last_seq == again.core.last_seq == max_journal_seq(engines.db)
+    assert replayed.state_hash() == state_hash
+    assert replayed.snapshot() == snapshot
 
-
-async def test_the_recovered_engine_continues_where_it_stopped(engines: EngineFactory) -> None:
-    engine = await busy_engine(engines, seed=3, commands=150)
-    last_seq = engine.core.last_seq
-    await engines.stop(engine)
-    again = await engines.open(batch_max=16)
-    workload = Workload(seed=33)
+    # The recovered engine continues where it stopped, and the journal still replays to it.
+    last_seq = again.core.last_seq
+    workload = Workload(seed=22)
     for order_id, view in again.core.orders.items():  # let it cancel orders from before
         workload.open_orders[order_id] = view.account_id
     outcomes = await workload.run(again, 150, concurrency=8)
@@ -78,46 +80,64 @@ async def test_the_recovered_engine_continues_where_it_stopped(engines: EngineFa
     assert_ledger_matches_balances(engines.db)
 
 
-async def test_replaying_the_journal_gives_the_recovered_state(engines: EngineFactory) -> None:
-    engine = await busy_engine(engines, seed=4)
-    live_hash = engine.core.state_hash()
-    await engines.stop(engine)
-    again = await engines.open()
-    replayed = replay_journal(engines.store())
-    check_invariants(replayed)
-    assert replayed.last_seq == again.core.last_seq == max_journal_seq(engines.db)
-    assert replayed.state_hash() == again.core.state_hash() == live_hash
-    assert replayed.snapshot() == again.core.snapshot()
-
-
+# Each tampering: statements that change the stored state, and the ones that undo it.
 TAMPERING = {
-    "balance": ["UPDATE balances SET available = available + 1 WHERE account_id = 1 AND asset = 'USDT'"],
+    "balance": (
+        ["UPDATE balances SET available = available + 1 WHERE account_id = 1 AND asset = 'USDT'"],
+        ["UPDATE balances SET available = available - 1 WHERE account_id = 1 AND asset = 'USDT'"],
+    ),
     # Conservation still holds and nothing goes negative: only the state hash can tell.
-    "balance moved between accounts": [
-        "UPDATE balances SET available = available - 1 WHERE account_id = 1 AND asset = 'BTC'",
-        "UPDATE balances SET available = available + 1 WHERE account_id = 2 AND asset = 'BTC'",
-    ],
-    "open order": [
-        "UPDATE orders SET priority = priority + 1000000 "
-        "WHERE order_id = (SELECT MIN(order_id) FROM orders WHERE is_open)"
-    ],
-    "recorded hash": ["UPDATE engine_state SET state_hash = 'not-the-hash'"],
+    "balance moved between accounts": (
+        [
+            "UPDATE balances SET available = available - 1 WHERE account_id = 1 AND asset = 'BTC'",
+            "UPDATE balances SET available = available + 1 WHERE account_id = 2 AND asset = 'BTC'",
+        ],
+        [
+            "UPDATE balances SET available = available + 1 WHERE account_id = 1 AND asset = 'BTC'",
+            "UPDATE balances SET available = available - 1 WHERE account_id = 2 AND asset = 'BTC'",
+        ],
+    ),
+    "open order": (
+        [
+            "UPDATE orders SET priority = priority + 1000000 "
+            "WHERE order_id = (SELECT MIN(order_id) FROM orders WHERE is_open)"
+        ],
+        [
+            "UPDATE orders SET priority = priority - 1000000 "
+            "WHERE order_id = (SELECT MIN(order_id) FROM orders WHERE is_open)"
+        ],
+    ),
+    "recorded hash": (
+        ["UPDATE engine_state SET state_hash = 'x' || state_hash"],
+        ["UPDATE engine_state SET state_hash = substr(state_hash, 2)"],
+    ),
 }
 
 
-@pytest.mark.parametrize("tampered", list(TAMPERING))
-async def test_a_tampered_store_is_refused(engines: EngineFactory, tampered: str) -> None:
-    engine = await busy_engine(engines, seed=5, commands=100)
-    await engines.stop(engine)
+def execute_sql(engines: EngineFactory, statements: list[str]) -> None:
     with engines.db.begin() as conn:
-        for statement in TAMPERING[tampered]:
-            assert conn.execute(text(statement)).rowcount == 1
-    again = await engines.open(start=False)
-    with pytest.raises(RecoveryError):
-        await again.start()
-    assert not again.available
-    with pytest.raises(EngineUnavailable):
-        await again.execute(limit(1, "buy", MID, 2 * LOT))
+        for statement in statements:
+            assert conn.execute(text(statement)).rowcount == 1, statement
+
+
+async def test_a_tampered_store_is_refused(engines: EngineFactory) -> None:
+    engine = await busy_engine(engines, seed=5, commands=100)
+    state_hash = engine.core.state_hash()
+    await engines.stop(engine)
+    for name, (tamper, undo) in TAMPERING.items():
+        execute_sql(engines, tamper)
+        refused = await engines.open(start=False)
+        with pytest.raises(EngineUnavailable):  # not started: nothing is taken
+            await refused.execute(limit(1, "buy", MID, 2 * LOT))
+        with pytest.raises(RecoveryError):
+            await refused.start()
+        assert not refused.available, name
+        with pytest.raises(EngineUnavailable):
+            await refused.execute(limit(1, "buy", MID, 2 * LOT))
+        await engines.stop(refused)
+        execute_sql(engines, undo)
+    # Undone, the same store proves itself again.
+    assert (await engines.open()).core.state_hash() == state_hash
 
 
 async def test_idempotency_keys_survive_a_restart(engines: EngineFactory) -> None:
@@ -134,16 +154,18 @@ async def test_idempotency_keys_survive_a_restart(engines: EngineFactory) -> Non
     seq = max_journal_seq(engines.db)
     balances = stored_balances(engines.db)
     await engines.stop(engine)
+    with pytest.raises(EngineUnavailable):  # a stopped engine takes nothing
+        await engine.execute(credit)
 
     again = await engines.open()
-    expected = {
+    expected: dict[Command, RejectCode] = {
         resting: RejectCode.DUPLICATE_CLIENT_ORDER_ID,
         taker: RejectCode.DUPLICATE_CLIENT_ORDER_ID,
         later: RejectCode.DUPLICATE_CLIENT_ORDER_ID,
         credit: RejectCode.DUPLICATE_CREDIT_ID,
     }
-    for command, reject in expected.items():
-        assert (await again.execute(command)).reject is reject
+    for repeated, reject in expected.items():
+        assert (await again.execute(repeated)).reject is reject
     # Nothing was applied twice: no journal entry, no balance change, no second row.
     assert again.core.state_hash() == state_hash
     assert max_journal_seq(engines.db) == seq
