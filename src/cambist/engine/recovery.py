@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from cambist.core.checks import check_invariants
 from cambist.core.commands import decode_command
@@ -60,7 +60,7 @@ def load_client_order_ids(store: TradingStore) -> dict[tuple[int, str], int]:
 
 def load_credit_ids(store: TradingStore) -> set[str]:
     ledger = Base.metadata.tables["ledger_entries"]
-    query = select(ledger.c.ref).where(ledger.c.kind == "credit").distinct()
+    query = select(ledger.c.ref).where(ledger.c.kind == literal_column("'credit'")).distinct()
     with store.engine.connect() as connection:
         return {row[0] for row in connection.execute(query)}
 

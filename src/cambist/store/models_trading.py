@@ -199,6 +199,14 @@ class LedgerEntryRow(Base):
     __table_args__ = (
         Index("ix_ledger_entries_account_asset_id", "account_id", "asset", "id"),
         Index("ix_ledger_entries_posting_id", "posting_id"),
+        # Credit ids are looked up at start (idempotency) and per repeated credit; partial, so
+        # the many trade legs cost nothing.
+        Index(
+            "ix_ledger_entries_credit_ref",
+            "ref",
+            postgresql_where=text("kind = 'credit'"),
+            sqlite_where=text("kind = 'credit'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
 import msgspec
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Select, Table, func, literal_column, select
 from sqlalchemy.engine import Engine, Row
 
 from cambist.core.events import AssetView, BalanceView, MarketView, OrderView, Trade
@@ -258,7 +258,8 @@ class TradingQueries:
         e = _ledger.c
         query = (
             select(e.account_id, e.asset, e.delta)
-            .where(e.kind == "credit", e.ref == credit_id, e.delta > 0)
+            # A literal 'credit' (not a bound parameter) lets SQLite use the partial index.
+            .where(e.kind == literal_column("'credit'"), e.ref == credit_id, e.delta > 0)
             .order_by(e.id)
             .limit(1)
         )

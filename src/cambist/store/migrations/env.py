@@ -7,18 +7,13 @@ comes from ``sqlalchemy.url`` or ``CAMBIST_DATABASE_URL``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from cambist.store import models_trading  # noqa: F401  (registers the trading tables)
+from cambist.store import models_accounts, models_trading  # noqa: F401  (register the tables)
 from cambist.store.base import Base, create_db_engine
-
-# Written in parallel by the accounts work, so tolerated missing; its tables come with 0002.
-with contextlib.suppress(ImportError):
-    from cambist.store import models_accounts  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata
