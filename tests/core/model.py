@@ -1,0 +1,505 @@
+"""A plain reference model of the spot core, written independently of ``cambist.core``.
+
+Each market's book is one Python list of resting orders in arrival order; the best order is
+found by sorting that list on price (Python's sort is stable, so arrival order breaks ties:
+price-time priority with no sorted maps, levels or queues). Balances are a dict of
+``[available, locked]``. Dry runs (the cost of a market buy, the base a quote-sized sell
+needs, whether a FOK can fill) are answered by running the real matching on a deep copy of
+the model and throwing the copy away, rather than by a separate walk.
+
+The model covers every command the state machine sends: credits, limit GTC/IOC/FOK with
+post-only, market orders by quantity and by quote quantity, all self-trade prevention modes,
+cancel, cancel-all and market updates (fees, halt/resume, default self-trade prevention).
+It predicts reject codes, order statuses, fills (price, quantity, maker, fees), the books in
+queue order, every hold and every balance including the fee and external accounts.
+
+Where the core is known to disagree with the intended behaviour, the model predicts the
+intended behaviour unless the bug's name is in ``KNOWN_BUGS``; each entry has a strict
+``xfail`` unit test, so fixing the core fails that test and the entry is then removed here.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+
+from cambist.core.commands import (
+    AddAsset,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    Credit,
+    PlaceOrder,
+    UpsertMarket,
+)
+from cambist.core.types import (
+    EXTERNAL_ACCOUNT,
+    FEE_ACCOUNT,
+    MarketStatus,
+    OrderStatus,
+    OrderType,
+    RejectCode,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+
+# A quote-sized market order whose budget is used up exactly when the book runs out is
+# reported EXPIRED (test_market_orders: ..._spending_its_budget_exactly_on_the_last_level...).
+QUOTE_EXACT_EXPIRES = "quote-sized order spending its budget on the last level expires"
+# A GTC limit taker stopped by expire_taker/expire_both is not expired (the state machine
+# sends such orders as IOC instead; test_self_trade: ..._gtc_limit_...).
+STP_GTC_TAKER_NOT_EXPIRED = "GTC limit taker stopped by self-trade prevention is not expired"
+KNOWN_BUGS = frozenset({QUOTE_EXACT_EXPIRES, STP_GTC_TAKER_NOT_EXPIRED})
+
+MAX_UNITS = 2**62
+MAX_OPEN_ORDERS = 1_000
+MAX_FEE_PPM = 100_000
+COID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+SYSTEM = {FEE_ACCOUNT, EXTERNAL_ACCOUNT, -3}
+STP = SelfTradePrevention
+
+
+class Reject(Exception):
+    def __init__(self, code: RejectCode) -> None:
+        super().__init__(code.value)
+        self.code = code
+
+
+@dataclass
+class MOrder:
+    order_id: int
+    account: int
+    symbol: str
+    side: Side
+    kind: OrderType
+    price: int | None
+    quantity: int | None
+    quote_quantity: int | None
+    tif: TimeInForce
+    stp: SelfTradePrevention
+    client_order_id: str | None
+    hold_asset: str
+    hold: int = 0
+    filled: int = 0
+    quote_filled: int = 0
+    fee: int = 0
+    status: OrderStatus = OrderStatus.NEW
+
+    @property
+    def remaining(self) -> int:
+        return 0 if self.quantity is None else self.quantity - self.filled
+
+
+@dataclass(frozen=True)
+class MTrade:
+    price: int
+    quantity: int
+    quote: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: int
+    taker_account: int
+    maker_fee: int
+    taker_fee: int
+
+
+@dataclass
+class MMarket:
+    symbol: str
+    base: str
+    quote: str
+    base_unit: int
+    tick: int
+    lot: int
+    min_quantity: int
+    min_notional: int
+    maker_ppm: int
+    taker_ppm: int
+    halted: bool
+    stp: SelfTradePrevention
+    resting: list[MOrder] = field(default_factory=list)  # arrival order
+
+    def asks(self) -> list[MOrder]:
+        return sorted((o for o in self.resting if o.side is Side.SELL), key=lambda o: o.price or 0)
+
+    def bids(self) -> list[MOrder]:
+        return sorted((o for o in self.resting if o.side is Side.BUY), key=lambda o: -(o.price or 0))
+
+
+@dataclass
+class Result:
+    reject: RejectCode | None = None
+    order: MOrder | None = None
+    trades: list[MTrade] = field(default_factory=list)
+    touched: dict[int, OrderStatus] = field(default_factory=dict)  # other orders: final status
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Model:
+    def __init__(self) -> None:
+        self.scales: dict[str, int] = {}
+        self.markets: dict[str, MMarket] = {}
+        self.balances: dict[tuple[int, str], list[int]] = {}
+        self.open: dict[int, MOrder] = {}
+        self.next_order_id = 1
+        self.credited: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- reading
+
+    def balance(self, account: int, asset: str) -> tuple[int, int]:
+        available, locked = self.balances.get((account, asset), [0, 0])
+        return available, locked
+
+    def nonzero_balances(self) -> dict[tuple[int, str], tuple[int, int]]:
+        return {k: (v[0], v[1]) for k, v in self.balances.items() if v != [0, 0]}
+
+    # ---------------------------------------------------------------- commands
+
+    def apply(self, command: Command) -> Result:
+        try:
+            if isinstance(command, PlaceOrder):
+                return self._place(command)
+            if isinstance(command, CancelOrder):
+                return self._cancel(command)
+            if isinstance(command, CancelAllOrders):
+                return self._cancel_all(command)
+            if isinstance(command, Credit):
+                return self._credit(command)
+            if isinstance(command, UpsertMarket):
+                return self._upsert(command)
+            if isinstance(command, AddAsset):
+                self.scales[command.asset] = command.scale
+                return Result()
+        except Reject as reject:
+            return Result(reject=reject.code)
+        raise NotImplementedError(type(command).__name__)
+
+    def _upsert(self, cmd: UpsertMarket) -> Result:
+        if not (0 <= cmd.maker_fee_ppm <= MAX_FEE_PPM and 0 <= cmd.taker_fee_ppm <= MAX_FEE_PPM):
+            raise Reject(RejectCode.INVALID_MARKET)
+        old = self.markets.get(cmd.symbol)
+        market = MMarket(
+            symbol=cmd.symbol,
+            base=cmd.base_asset,
+            quote=cmd.quote_asset,
+            base_unit=10 ** self.scales[cmd.base_asset],
+            tick=cmd.tick_size,
+            lot=cmd.lot_size,
+            min_quantity=cmd.min_quantity,
+            min_notional=cmd.min_notional,
+            maker_ppm=cmd.maker_fee_ppm,
+            taker_ppm=cmd.taker_fee_ppm,
+            halted=cmd.status is MarketStatus.HALTED,
+            stp=cmd.self_trade_prevention,
+            resting=[] if old is None else old.resting,
+        )
+        self.markets[cmd.symbol] = market
+        return Result()
+
+    def _credit(self, cmd: Credit) -> Result:
+        if cmd.asset not in self.scales:
+            raise Reject(RejectCode.UNKNOWN_ASSET)
+        if cmd.account_id in SYSTEM or cmd.account_id <= 0:
+            raise Reject(RejectCode.ACCOUNT_NOT_ALLOWED)
+        if not 0 < cmd.amount < MAX_UNITS:
+            raise Reject(RejectCode.INVALID_AMOUNT)
+        self._add(cmd.account_id, cmd.asset, cmd.amount, 0)
+        self._add(EXTERNAL_ACCOUNT, cmd.asset, -cmd.amount, 0)
+        self.credited[cmd.asset] = self.credited.get(cmd.asset, 0) + cmd.amount
+        return Result()
+
+    def _cancel(self, cmd: CancelOrder) -> Result:
+        order = self.open.get(cmd.order_id)
+        if order is None or order.account != cmd.account_id:
+            raise Reject(RejectCode.ORDER_NOT_FOUND)
+        self._take_off(order, OrderStatus.CANCELED)
+        return Result(order=order)
+
+    def _cancel_all(self, cmd: CancelAllOrders) -> Result:
+        if cmd.symbol not in self.markets:
+            raise Reject(RejectCode.UNKNOWN_SYMBOL)
+        result = Result()
+        for order_id in sorted(self.open):
+            order = self.open[order_id]
+            if order.account == cmd.account_id and order.symbol == cmd.symbol:
+                self._take_off(order, OrderStatus.CANCELED)
+                result.touched[order_id] = OrderStatus.CANCELED
+        return result
+
+    # ---------------------------------------------------------------- placing
+
+    def _place(self, cmd: PlaceOrder) -> Result:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            raise Reject(RejectCode.UNKNOWN_SYMBOL)
+        if market.halted:
+            raise Reject(RejectCode.MARKET_HALTED)
+        if cmd.account_id in SYSTEM or cmd.account_id <= 0:
+            raise Reject(RejectCode.ACCOUNT_NOT_ALLOWED)
+        if cmd.client_order_id is not None:
+            if not COID.fullmatch(cmd.client_order_id):
+                raise Reject(RejectCode.INVALID_ORDER)
+            if any(
+                o.account == cmd.account_id and o.client_order_id == cmd.client_order_id
+                for o in self.open.values()
+            ):
+                raise Reject(RejectCode.DUPLICATE_CLIENT_ORDER_ID)
+        if sum(o.account == cmd.account_id for o in self.open.values()) >= MAX_OPEN_ORDERS:
+            raise Reject(RejectCode.TOO_MANY_OPEN_ORDERS)
+        stp = cmd.self_trade_prevention or market.stp
+        buy = cmd.side is Side.BUY
+        order = MOrder(
+            order_id=self.next_order_id,
+            account=cmd.account_id,
+            symbol=cmd.symbol,
+            side=cmd.side,
+            kind=cmd.order_type,
+            price=cmd.price,
+            quantity=cmd.quantity,
+            quote_quantity=cmd.quote_quantity,
+            tif=cmd.time_in_force,
+            stp=stp,
+            client_order_id=cmd.client_order_id,
+            hold_asset=market.quote if buy else market.base,
+        )
+        if cmd.order_type is OrderType.LIMIT:
+            hold = self._limit_hold(cmd, market)
+        else:
+            hold = self._market_hold(cmd, market, order)
+            order.tif = TimeInForce.FOK if cmd.time_in_force is TimeInForce.FOK else TimeInForce.IOC
+        if hold > self.balance(cmd.account_id, order.hold_asset)[0]:
+            raise Reject(RejectCode.INSUFFICIENT_FUNDS)
+        self.next_order_id += 1
+        if order.tif is TimeInForce.FOK and not self._would_fill(order, hold):
+            order.status = OrderStatus.EXPIRED
+            return Result(order=order)
+        if hold == 0:  # a market order with nothing it could trade against
+            order.status = OrderStatus.EXPIRED
+            return Result(order=order)
+        return self._execute(order, market, hold)
+
+    def _limit_hold(self, cmd: PlaceOrder, market: MMarket) -> int:
+        if cmd.price is None:
+            raise Reject(RejectCode.INVALID_PRICE)
+        if cmd.quantity is None:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        if cmd.quote_quantity is not None:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if cmd.post_only and cmd.time_in_force is not TimeInForce.GTC:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if not 0 < cmd.price < MAX_UNITS or cmd.price % market.tick:
+            raise Reject(RejectCode.INVALID_PRICE)
+        self._check_quantity(cmd.quantity, market)
+        cost = ceil_div(cmd.quantity * cmd.price, market.base_unit)
+        if cost >= MAX_UNITS:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        if cost < market.min_notional:
+            raise Reject(RejectCode.BELOW_MIN_NOTIONAL)
+        if cmd.post_only:
+            opposite = market.asks() if cmd.side is Side.BUY else market.bids()
+            if opposite and self._crosses(cmd.side, cmd.price, opposite[0].price or 0):
+                raise Reject(RejectCode.POST_ONLY_WOULD_TAKE)
+        return cost if cmd.side is Side.BUY else cmd.quantity
+
+    def _market_hold(self, cmd: PlaceOrder, market: MMarket, order: MOrder) -> int:
+        if cmd.price is not None or cmd.post_only:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if (cmd.quantity is None) == (cmd.quote_quantity is None):
+            raise Reject(RejectCode.INVALID_ORDER)
+        if cmd.quantity is not None:
+            self._check_quantity(cmd.quantity, market)
+            if cmd.side is Side.SELL:
+                return cmd.quantity
+            return self._dry_run(order).quote_filled  # what the book would cost
+        assert cmd.quote_quantity is not None
+        if cmd.time_in_force is TimeInForce.FOK:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if not 0 < cmd.quote_quantity < MAX_UNITS:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        if cmd.quote_quantity < market.min_notional:
+            raise Reject(RejectCode.BELOW_MIN_NOTIONAL)
+        if cmd.side is Side.BUY:
+            return cmd.quote_quantity
+        return self._dry_run(order).filled  # the base the book would take for that quote
+
+    @staticmethod
+    def _check_quantity(quantity: int, market: MMarket) -> None:
+        if not 0 < quantity < MAX_UNITS or quantity % market.lot:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        if quantity < market.min_quantity:
+            raise Reject(RejectCode.BELOW_MIN_QUANTITY)
+
+    @staticmethod
+    def _crosses(side: Side, limit: int, maker_price: int) -> bool:
+        return maker_price <= limit if side is Side.BUY else maker_price >= limit
+
+    def _dry_run(self, order: MOrder, hold: int = MAX_UNITS) -> MOrder:
+        """Match a copy of ``order`` against a copy of the model with unlimited funds."""
+        twin = copy.deepcopy(self)
+        probe = copy.deepcopy(order)
+        twin._match(probe, twin.markets[order.symbol], hold, settle=False)
+        return probe
+
+    def _would_fill(self, order: MOrder, hold: int) -> bool:
+        assert order.quantity is not None
+        return self._dry_run(order, hold).filled == order.quantity
+
+    def would_stop_on_self_trade(self, cmd: PlaceOrder) -> bool:
+        """Whether a limit order would meet its own account's resting order and stop there."""
+        market = self.markets[cmd.symbol]
+        stp = cmd.self_trade_prevention or market.stp
+        if stp is STP.EXPIRE_MAKER or cmd.price is None:
+            return False
+        for maker in market.asks() if cmd.side is Side.BUY else market.bids():
+            if not self._crosses(cmd.side, cmd.price, maker.price or 0):
+                return False
+            if maker.account == cmd.account_id:
+                return True
+        return False
+
+    # ---------------------------------------------------------------- matching
+
+    def _execute(self, order: MOrder, market: MMarket, hold: int) -> Result:
+        self._add(order.account, order.hold_asset, -hold, hold)
+        order.hold = hold
+        result = Result(order=order)
+        stop = self._match(order, market, hold, settle=True, result=result)
+        if self._complete(order, stop):
+            order.status = OrderStatus.FILLED
+        elif order.kind is OrderType.LIMIT and order.tif is TimeInForce.GTC and stop != "self-trade":
+            market.resting.append(order)
+            self.open[order.order_id] = order
+            return result
+        else:
+            order.status = OrderStatus.EXPIRED
+        self._release(order)
+        return result
+
+    @staticmethod
+    def _complete(order: MOrder, stop: str) -> bool:
+        """Filled: its quantity is reached, or (sized in quote) its budget is used up."""
+        if order.quantity is not None:
+            return order.remaining == 0
+        if stop == "budget":
+            return order.filled > 0
+        spent = order.quote_filled == order.quote_quantity
+        return stop == "book" and spent and QUOTE_EXACT_EXPIRES not in KNOWN_BUGS
+
+    def _match(
+        self, taker: MOrder, market: MMarket, hold: int, *, settle: bool, result: Result | None = None
+    ) -> str:
+        """Fill ``taker`` at the makers' prices; returns why it stopped."""
+        buy = taker.side is Side.BUY
+        taker.hold = hold
+        while True:
+            opposite = market.asks() if buy else market.bids()
+            if not opposite:
+                return "book"
+            maker = opposite[0]
+            price = maker.price or 0
+            if taker.price is not None and not self._crosses(taker.side, taker.price, price):
+                return "limit"
+            if maker.account == taker.account:
+                if taker.stp is not STP.EXPIRE_TAKER:
+                    self._take_off(maker, OrderStatus.EXPIRED)
+                    if result is not None:
+                        result.touched[maker.order_id] = OrderStatus.EXPIRED
+                if taker.stp is not STP.EXPIRE_MAKER:
+                    return "self-trade"
+                continue
+            take = maker.remaining
+            if taker.quantity is not None:
+                take = min(take, taker.remaining)
+            if taker.quote_quantity is not None:
+                lots = (taker.quote_quantity - taker.quote_filled) * market.base_unit // price // market.lot
+                take = min(take, lots * market.lot)
+                if take <= 0:
+                    return "budget"
+            if buy:
+                take = min(take, taker.hold * market.base_unit // price // market.lot * market.lot)
+            else:
+                take = min(take, taker.hold)
+            if take <= 0:
+                return "budget" if taker.quote_quantity is not None else "funds"
+            self._fill(taker, maker, market, price, take, settle, result)
+            if taker.quantity is not None and taker.remaining == 0:
+                return "done"
+
+    def _fill(
+        self,
+        taker: MOrder,
+        maker: MOrder,
+        market: MMarket,
+        price: int,
+        quantity: int,
+        settle: bool,
+        result: Result | None,
+    ) -> None:
+        quote, remainder = divmod(quantity * price, market.base_unit)
+        assert remainder == 0, "tick x lot guarantees whole quote amounts"
+        buyer, seller = (taker, maker) if taker.side is Side.BUY else (maker, taker)
+        buyer_ppm, seller_ppm = (
+            (market.taker_ppm, market.maker_ppm) if taker is buyer else (market.maker_ppm, market.taker_ppm)
+        )
+        buyer_fee = ceil_div(quantity * buyer_ppm, 1_000_000)
+        seller_fee = ceil_div(quote * seller_ppm, 1_000_000)
+        for order, spent in ((buyer, quote), (seller, quantity)):
+            order.filled += quantity
+            order.quote_filled += quote
+            order.hold -= spent
+        buyer.fee += buyer_fee
+        seller.fee += seller_fee
+        if settle:
+            self._add(buyer.account, market.quote, 0, -quote)
+            self._add(seller.account, market.base, 0, -quantity)
+            self._add(buyer.account, market.base, quantity - buyer_fee, 0)
+            self._add(seller.account, market.quote, quote - seller_fee, 0)
+            self._add(FEE_ACCOUNT, market.base, buyer_fee, 0)
+            self._add(FEE_ACCOUNT, market.quote, seller_fee, 0)
+        if result is not None:
+            taker_fee, maker_fee = (buyer_fee, seller_fee) if taker is buyer else (seller_fee, buyer_fee)
+            result.trades.append(
+                MTrade(
+                    price,
+                    quantity,
+                    quote,
+                    maker.order_id,
+                    taker.order_id,
+                    maker.account,
+                    taker.account,
+                    maker_fee,
+                    taker_fee,
+                )
+            )
+        if maker.remaining == 0:
+            self._take_off(maker, OrderStatus.FILLED)
+            if result is not None:
+                result.touched[maker.order_id] = OrderStatus.FILLED
+        else:
+            maker.status = OrderStatus.PARTIALLY_FILLED
+            if result is not None:
+                result.touched[maker.order_id] = OrderStatus.PARTIALLY_FILLED
+        taker.status = OrderStatus.PARTIALLY_FILLED
+
+    # ---------------------------------------------------------------- balances
+
+    def _take_off(self, order: MOrder, status: OrderStatus) -> None:
+        market = self.markets[order.symbol]
+        market.resting.remove(order)
+        self.open.pop(order.order_id, None)
+        order.status = status
+        self._release(order)
+
+    def _release(self, order: MOrder) -> None:
+        self._add(order.account, order.hold_asset, order.hold, -order.hold)
+        order.hold = 0
+
+    def _add(self, account: int, asset: str, available: int, locked: int) -> None:
+        balance = self.balances.setdefault((account, asset), [0, 0])
+        balance[0] += available
+        balance[1] += locked

@@ -1,0 +1,484 @@
+"""Random command sequences against the core and an independent reference model.
+
+Hypothesis drives two markets (BTC-USDT with USDT at scale 6, ETH-BTC with a minimum
+notional) and three accounts with small price and quantity grids so orders cross often:
+credits, limit orders GTC/IOC/FOK with post-only and every self-trade prevention mode,
+market orders by quantity and by quote quantity, cancels of open, foreign and made-up ids,
+cancel-all, off-tick and off-lot orders, market halts/resumes, fee and default-STP changes.
+
+The reference model (``model.py``) predicts everything exactly — reject codes, statuses,
+fills, books in queue order, holds and every balance — for all of those commands. On top of
+that, after every step: ``check_invariants``, conservation per asset against the credits,
+no negative balance, locked == open orders' holds, book not crossed, filled + remaining =
+original, prices and quantities on tick and lot, fills at the maker's price within the
+taker's limit and never between one account's orders, each posting and each trade's legs
+plus fees summing to zero in the ledger, a rejected command changing nothing but the clock
+(snapshot compared byte for byte), and ``restore(snapshot())`` giving the same state hash.
+At teardown the journal is encoded, decoded and replayed into a fresh core: same state.
+
+Known core bugs (``model.KNOWN_BUGS``, each pinned by a strict xfail unit test) are not
+hidden but named: GTC limit orders that would stop on their own account's order under
+expire_taker/expire_both are sent as IOC instead, and the model reports a quote-sized market
+order that spends its budget exactly on the last level as expired, as the core does today.
+Drop a name from ``KNOWN_BUGS`` once the core is fixed and the model checks the fix.
+
+``HYPOTHESIS_PROFILE=ci`` runs fewer, shorter examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from cambist.core.checks import check_invariants
+from cambist.core.commands import (
+    AddAsset,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    Credit,
+    PlaceOrder,
+    UpsertMarket,
+    decode_command,
+    encode_command,
+)
+from cambist.core.events import Changes, Outcome
+from cambist.core.exchange import ExchangeCore
+from cambist.core.types import (
+    EXTERNAL_ACCOUNT,
+    FEE_ACCOUNT,
+    MarketStatus,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+
+from . import model as ref
+from .support import fingerprint
+
+LIGHT = os.environ.get("HYPOTHESIS_PROFILE") == "ci"
+ACCOUNTS = (1, 2, 3)
+STP = SelfTradePrevention
+
+
+class Spec(msgspec.Struct, frozen=True):
+    symbol: str
+    base: str
+    quote: str
+    tick: int
+    lot: int
+    min_notional: int
+    price0: int  # the grid: price0 + k * tick for k in 0..7
+
+
+MARKETS = (
+    # USDT scale 6: tick 0.01 USDT, lot 0.0001 BTC, prices 100.00..100.07 (one lot ~ 0.0100 USDT).
+    Spec("BTC-USDT", "BTC", "USDT", 10**4, 10**4, 0, 10**8),
+    # Both scale 8: tick 0.0001 BTC, lot 0.0001 ETH, prices 0.05..0.0507; one lot is below the
+    # minimum notional of 0.00001 BTC, two are not.
+    Spec("ETH-BTC", "ETH", "BTC", 10**4, 10**4, 1000, 5 * 10**6),
+)
+SCALES = {"BTC": 8, "USDT": 6, "ETH": 8}
+FEES = (0, 1000, 1234, 2500, 3333)
+
+accounts = st.sampled_from(ACCOUNTS)
+markets = st.sampled_from(MARKETS)
+sides = st.sampled_from([Side.BUY, Side.SELL])
+stps = st.sampled_from([None, None, None, STP.EXPIRE_MAKER, STP.EXPIRE_TAKER, STP.EXPIRE_BOTH])
+
+
+class CoreMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.core = ExchangeCore()
+        self.model = ref.Model()
+        self.journal: list[Command] = []
+        self.prices: dict[int, int | None] = {}  # every order's limit price, by id
+        self.markets: dict[str, UpsertMarket] = {}
+
+    # ---------------------------------------------------------------- driving
+
+    def run(self, command: Command) -> Outcome:
+        before = fingerprint(self.core)
+        expected = self.model.apply(command)
+        self.journal.append(command)
+        seq = len(self.journal)
+        outcome = self.core.apply(command, seq, seq * 1000)
+        changes = self.core.take_changes()
+        assert outcome.reject == expected.reject, (command, outcome.reject, outcome.message, expected.reject)
+        event(
+            f"{type(command).__name__}: {outcome.reject or (outcome.order.status if outcome.order else 'ok')}"
+        )
+        if outcome.trades:
+            event(f"{type(command).__name__} traded")
+        if outcome.reject is not None:
+            assert fingerprint(self.core) == before, "a rejected command changed the state"
+            assert (changes.orders, changes.trades, changes.ledger, changes.balances) == ([], [], [], [])
+            return outcome
+        self.check_outcome(outcome, expected)
+        self.check_ledger(changes)
+        return outcome
+
+    def check_outcome(self, outcome: Outcome, expected: ref.Result) -> None:
+        views = ([outcome.order] if outcome.order else []) + list(outcome.orders)
+        for view in views:
+            self.prices.setdefault(view.order_id, view.price)
+            if view.quantity is not None:
+                assert 0 <= view.filled_quantity <= view.quantity
+        if expected.order is not None:
+            order, want = outcome.order, expected.order
+            assert order is not None
+            got = (order.order_id, order.status, order.filled_quantity, order.quote_filled, order.fee)
+            assert got == (want.order_id, want.status, want.filled, want.quote_filled, want.fee)
+            assert order.hold_remaining == want.hold
+        others = {o.order_id: o.status for o in outcome.orders}
+        assert others == expected.touched
+        trades = [
+            ref.MTrade(
+                t.price,
+                t.quantity,
+                t.quote_quantity,
+                t.maker_order_id,
+                t.taker_order_id,
+                t.maker_account_id,
+                t.taker_account_id,
+                t.maker_fee,
+                t.taker_fee,
+            )
+            for t in outcome.trades
+        ]
+        assert trades == expected.trades
+        for trade in outcome.trades:
+            spec = next(m for m in MARKETS if m.symbol == trade.symbol)
+            assert trade.maker_account_id != trade.taker_account_id, "self-trade"
+            assert trade.price % spec.tick == 0 and trade.quantity % spec.lot == 0 and trade.quantity > 0
+            assert trade.price == self.prices[trade.maker_order_id], "fill away from the maker's price"
+            limit = self.prices[trade.taker_order_id]
+            if limit is not None:
+                assert trade.price <= limit if trade.taker_side is Side.BUY else trade.price >= limit
+
+    def check_ledger(self, changes: Changes) -> None:
+        postings: dict[tuple[int, str], int] = {}
+        legs: dict[tuple[str, str], int] = {}
+        for entry in changes.ledger:
+            key = (entry.posting_id, entry.asset)
+            postings[key] = postings.get(key, 0) + entry.delta
+            if entry.kind in ("trade", "fee"):
+                legs[(entry.ref, entry.asset)] = legs.get((entry.ref, entry.asset), 0) + entry.delta
+        assert all(total == 0 for total in postings.values()), postings
+        assert all(total == 0 for total in legs.values()), legs
+        for trade in changes.trades:
+            ref_id = str(trade.trade_id)
+            fees = {(e.asset, e.delta) for e in changes.ledger if e.ref == ref_id and e.kind == "fee"}
+            want = {(trade.maker_fee_asset, trade.maker_fee), (trade.taker_fee_asset, trade.taker_fee)}
+            assert fees == {f for f in want if f[1]}
+            fee_account = {e.account_id for e in changes.ledger if e.ref == ref_id and e.kind == "fee"}
+            assert fee_account <= {FEE_ACCOUNT}
+
+    def upsert(self, spec: Spec, **changes: object) -> Outcome:
+        command = msgspec.structs.replace(self.markets[spec.symbol], **changes)
+        outcome = self.run(command)
+        if outcome.reject is None:
+            self.markets[spec.symbol] = command
+        return outcome
+
+    # ---------------------------------------------------------------- rules
+
+    @initialize()
+    def setup(self) -> None:
+        for asset, scale in SCALES.items():
+            assert self.run(AddAsset(asset, scale)).reject is None
+        for spec in MARKETS:
+            command = UpsertMarket(
+                symbol=spec.symbol,
+                base_asset=spec.base,
+                quote_asset=spec.quote,
+                tick_size=spec.tick,
+                lot_size=spec.lot,
+                min_quantity=spec.lot,
+                min_notional=spec.min_notional,
+                maker_fee_ppm=1000,
+                taker_fee_ppm=2000,
+            )
+            assert self.run(command).reject is None
+            self.markets[spec.symbol] = command
+        for account in ACCOUNTS:  # enough for a few orders each; credits top up during the run
+            for asset, amount in (("USDT", 5 * 10**5), ("BTC", 2 * 10**5), ("ETH", 3 * 10**5)):
+                assert (
+                    self.run(Credit(f"seed-{account}-{asset}", account, asset, amount, "seed")).reject is None
+                )
+
+    @precondition(lambda self: len(self.journal) % 3 == 0)  # credits top up, they should not dominate
+    @rule(
+        account=accounts,
+        asset=st.sampled_from(sorted(SCALES)),
+        lots=st.integers(min_value=1, max_value=400),
+        odd=st.integers(min_value=0, max_value=9999),
+    )
+    def credit(self, account: int, asset: str, lots: int, odd: int) -> None:
+        amount = lots * 10**4 + odd  # not always a whole number of lots
+        self.run(Credit(f"credit-{len(self.journal)}", account, asset, amount, "test"))
+
+    @rule(
+        spec=markets,
+        account=accounts,
+        side=sides,
+        step=st.integers(min_value=0, max_value=7),
+        lots=st.integers(min_value=1, max_value=20),
+        tif=st.sampled_from([TimeInForce.GTC] * 4 + [TimeInForce.IOC, TimeInForce.FOK]),
+        post_only=st.sampled_from([False] * 5 + [True]),
+        stp=stps,
+        client_order_id=st.sampled_from([None] * 4 + ["a", "b"]),
+        defect=st.sampled_from([None] * 12 + ["tick", "lot"]),
+    )
+    def place_limit(
+        self,
+        spec: Spec,
+        account: int,
+        side: Side,
+        step: int,
+        lots: int,
+        tif: TimeInForce,
+        post_only: bool,
+        stp: SelfTradePrevention | None,
+        client_order_id: str | None,
+        defect: str | None,
+        price: int | None = None,
+    ) -> None:
+        if price is None:  # the simplest step (0) is the most aggressive price: shrinking keeps trades
+            step = 7 - step if side is Side.BUY else step
+            price = spec.price0 + step * spec.tick + (1 if defect == "tick" else 0)
+        quantity = lots * spec.lot + (1 if defect == "lot" else 0)
+        command = PlaceOrder(
+            account,
+            spec.symbol,
+            side,
+            OrderType.LIMIT,
+            quantity=quantity,
+            price=price,
+            time_in_force=tif,
+            post_only=post_only,
+            client_order_id=client_order_id,
+            self_trade_prevention=stp,
+        )
+        if (
+            ref.STP_GTC_TAKER_NOT_EXPIRED in ref.KNOWN_BUGS
+            and tif is TimeInForce.GTC
+            and not post_only
+            and defect is None
+            and spec.symbol in self.model.markets
+            and self.model.would_stop_on_self_trade(command)
+        ):
+            command = msgspec.structs.replace(command, time_in_force=TimeInForce.IOC)
+        self.run(command)
+
+    @precondition(lambda self: bool(self.model.open))
+    @rule(
+        data=st.data(),
+        account=accounts,
+        through=st.integers(min_value=0, max_value=2),
+        lots=st.integers(min_value=1, max_value=30),
+        tif=st.sampled_from([TimeInForce.GTC] * 3 + [TimeInForce.IOC, TimeInForce.FOK]),
+        stp=stps,
+    )
+    def take_liquidity(
+        self,
+        data: st.DataObject,
+        account: int,
+        through: int,
+        lots: int,
+        tif: TimeInForce,
+        stp: SelfTradePrevention | None,
+    ) -> None:
+        """A limit order priced at (or a tick or two through) a resting order, so it trades."""
+        maker = self.model.open[data.draw(st.sampled_from(sorted(self.model.open)))]
+        spec = next(m for m in MARKETS if m.symbol == maker.symbol)
+        side = Side.SELL if maker.side is Side.BUY else Side.BUY
+        assert maker.price is not None
+        price = maker.price + (through if side is Side.BUY else -through) * spec.tick
+        self.place_limit(spec, account, side, 0, lots, tif, False, stp, None, None, price=price)
+
+    @rule(
+        spec=markets,
+        account=accounts,
+        side=sides,
+        by_quote=st.booleans(),
+        lots=st.integers(min_value=1, max_value=30),
+        tif=st.sampled_from([TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK]),
+        stp=stps,
+        face_the_book=st.sampled_from([True, True, True, False]),
+        step=st.integers(min_value=0, max_value=7),
+    )
+    def place_market(
+        self,
+        spec: Spec,
+        account: int,
+        side: Side,
+        by_quote: bool,
+        lots: int,
+        tif: TimeInForce,
+        stp: SelfTradePrevention | None,
+        face_the_book: bool,
+        step: int,
+    ) -> None:
+        """A market order, usually on the side of the book that has orders to trade with (or a
+        resting limit order when that market's book is empty)."""
+        resting = {o.side for o in self.model.open.values() if o.symbol == spec.symbol}
+        if face_the_book and not resting:  # nothing to trade with: provide some liquidity instead
+            self.place_limit(spec, account, side, 3, lots, TimeInForce.GTC, False, stp, None, None)
+            return
+        if face_the_book and len(resting) == 1:
+            side = Side.SELL if Side.BUY in resting else Side.BUY
+        if by_quote:  # what ``lots`` lots cost at some grid price, plus a little (or nothing) extra
+            price = spec.price0 + step * spec.tick
+            extra = (0, 1, spec.tick // 2)[lots % 3]
+            size = {"quote_quantity": lots * spec.lot * price // 10 ** SCALES[spec.base] + extra}
+            tif = TimeInForce.IOC if tif is TimeInForce.FOK else tif
+        else:
+            size = {"quantity": lots * spec.lot}
+        self.run(
+            PlaceOrder(
+                account,
+                spec.symbol,
+                side,
+                OrderType.MARKET,
+                time_in_force=tif,
+                self_trade_prevention=stp,
+                **size,  # type: ignore[arg-type]
+            )
+        )
+
+    @precondition(lambda self: bool(self.model.open) or len(self.journal) % 4 == 0)
+    @rule(
+        data=st.data(),
+        what=st.sampled_from(["open", "open", "open", "foreign", "made-up", "all"]),
+        account=accounts,
+        symbol=st.sampled_from([m.symbol for m in MARKETS] + ["XRP-USDT"]),
+    )
+    def cancel(self, data: st.DataObject, what: str, account: int, symbol: str) -> None:
+        """Cancel an open order by its owner or by another account, a made-up id, or cancel-all."""
+        if what == "all":
+            self.run(CancelAllOrders(account, symbol))
+            return
+        if what == "made-up" or not self.model.open:
+            self.run(CancelOrder(account, data.draw(st.integers(min_value=0, max_value=200), label="id")))
+            return
+        order_id = data.draw(st.sampled_from(sorted(self.model.open)), label="order_id")
+        owner = self.model.open[order_id].account
+        if what == "foreign":
+            account = data.draw(st.sampled_from([a for a in ACCOUNTS if a != owner]), label="account")
+        else:
+            account = owner
+        self.run(CancelOrder(account, order_id))
+
+    @precondition(lambda self: len(self.journal) % 4 == 0)  # keeps market changes to a few per run
+    @rule(
+        spec=markets,
+        change=st.sampled_from(["halt", "fees", "fees", "stp"]),
+        maker=st.sampled_from(FEES),
+        taker=st.sampled_from((*FEES, 200_000)),  # 20 % is refused
+        stp=st.sampled_from(list(STP)),
+    )
+    def change_market(
+        self, spec: Spec, change: str, maker: int, taker: int, stp: SelfTradePrevention
+    ) -> None:
+        """Halt (a halted market resumes at the next change), change fees or the default STP."""
+        halted = [s for s in MARKETS if self.markets[s.symbol].status is MarketStatus.HALTED]
+        if halted:
+            self.upsert(halted[0], status=MarketStatus.TRADING)
+        elif change == "halt":
+            self.upsert(spec, status=MarketStatus.HALTED)
+        elif change == "fees":
+            self.upsert(spec, maker_fee_ppm=maker, taker_fee_ppm=taker)
+        else:
+            self.upsert(spec, self_trade_prevention=stp)
+
+    # ---------------------------------------------------------------- invariants
+
+    @invariant()
+    def full_scan(self) -> None:
+        check_invariants(self.core)
+
+    @invariant()
+    def matches_the_model(self) -> None:
+        assert {k: tuple(v) for k, v in self.core.balances.items()} == self.model.nonzero_balances()
+        for symbol, market in self.core.markets.items():
+            mine = self.model.markets[symbol]
+            for side, want in ((market.book.bids, mine.bids()), (market.book.asks, mine.asks())):
+                got = [(o.order_id, o.remaining) for lvl in side.iter_levels() for o in lvl.orders.values()]
+                assert got == [(o.order_id, o.remaining) for o in want], symbol
+        assert set(self.core.orders) == set(self.model.open)
+        for order_id, order in self.core.orders.items():
+            want = self.model.open[order_id]
+            assert (order.status, order.filled_quantity, order.hold_remaining) == (
+                want.status,
+                want.filled,
+                want.hold,
+            )
+        assert self.core.next_order_id == self.model.next_order_id
+
+    @invariant()
+    def money_is_conserved_and_held_exactly(self) -> None:
+        totals: dict[str, int] = {}
+        reserved: dict[tuple[int, str], int] = {}
+        for order in self.core.orders.values():
+            key = (order.account_id, order.hold_asset)
+            reserved[key] = reserved.get(key, 0) + order.hold_remaining
+        for (account, asset), (available, locked) in self.core.balances.items():
+            if account == EXTERNAL_ACCOUNT:
+                assert locked == 0 and available == -self.model.credited.get(asset, 0)
+                continue
+            assert available >= 0 and locked >= 0, (account, asset, available, locked)
+            assert locked == reserved.get((account, asset), 0)
+            totals[asset] = totals.get(asset, 0) + available + locked
+        assert totals == {a: n for a, n in self.model.credited.items() if n}
+
+    @invariant()
+    def books_are_sound(self) -> None:
+        for spec in MARKETS:
+            market = self.core.markets.get(spec.symbol)
+            if market is None:
+                continue
+            bid, ask = market.book.bids.best_price(), market.book.asks.best_price()
+            assert bid is None or ask is None or bid < ask
+            for order in self.core.orders.values():
+                if order.symbol == spec.symbol:
+                    assert order.price is not None and order.price % spec.tick == 0
+                    assert order.quantity is not None and order.quantity % spec.lot == 0
+                    assert order.filled_quantity + order.remaining == order.quantity
+                    assert order.remaining > 0
+
+    @invariant()
+    def restore_gives_the_same_state(self) -> None:
+        snapshot = self.core.snapshot()
+        restored = ExchangeCore.restore(snapshot)
+        assert restored.state_hash() == self.core.state_hash() == restored.compute_state_hash()
+        assert restored.snapshot() == snapshot
+
+    def teardown(self) -> None:
+        if not self.journal:
+            return
+        fresh = ExchangeCore()
+        for seq, command in enumerate(self.journal, start=1):
+            fresh.apply(decode_command(encode_command(command)), seq, seq * 1000)
+        assert fresh.state_hash() == self.core.state_hash(), "replay of the journal diverged"
+        assert fresh.snapshot() == self.core.snapshot()
+
+
+CoreMachine.TestCase.settings = settings(
+    max_examples=40 if LIGHT else 150,
+    stateful_step_count=30 if LIGHT else 60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestCoreMachine = CoreMachine.TestCase
+
+
+def test_the_model_knows_its_bugs_are_bugs() -> None:
+    """Every known bug listed in the model is a real name (a typo would silently disable it)."""
+    assert {ref.QUOTE_EXACT_EXPIRES, ref.STP_GTC_TAKER_NOT_EXPIRED} >= ref.KNOWN_BUGS
