@@ -13,7 +13,7 @@ from .support import Harness, make_harness
 
 
 def funded(**market: object) -> Harness:
-    h = make_harness(**market)
+    h = make_harness(8, **market)
     for account in (1, 2):
         h.fund(account, btc="100", usdt="10000000")
     return h

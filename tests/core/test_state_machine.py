@@ -409,9 +409,9 @@ class CoreMachine(RuleBasedStateMachine):
         assert {k: tuple(v) for k, v in self.core.balances.items()} == self.model.nonzero_balances()
         for symbol, market in self.core.markets.items():
             mine = self.model.markets[symbol]
-            for side, want in ((market.book.bids, mine.bids()), (market.book.asks, mine.asks())):
+            for side, queue in ((market.book.bids, mine.bids()), (market.book.asks, mine.asks())):
                 got = [(o.order_id, o.remaining) for lvl in side.iter_levels() for o in lvl.orders.values()]
-                assert got == [(o.order_id, o.remaining) for o in want], symbol
+                assert got == [(o.order_id, o.remaining) for o in queue], symbol
         assert set(self.core.orders) == set(self.model.open)
         for order_id, order in self.core.orders.items():
             want = self.model.open[order_id]
