@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import event, func, select
 
 from cambist.core.checks import check_invariants
+from cambist.core.commands import PlaceOrder
 from cambist.core.events import Changes
+from cambist.core.types import RejectCode
 from cambist.engine.engine import Engine, EngineOverloaded, EngineUnavailable
 from cambist.engine.recovery import replay_journal
 from cambist.store.trading import JournalItem, TradingStore
@@ -45,6 +47,8 @@ class FlakyStore:
     ``fail_next_batch`` makes the next ``write_batch`` fail in the middle of its transaction
     (the journal and order rows are already sent when the balance upsert raises);
     ``fail_loads`` makes that many ``load_snapshot`` calls fail (the store is still down).
+    Clearing ``release`` holds the failing write (a slow failure) until it is set again;
+    ``stalled`` tells that it is being held.
     """
 
     def __init__(self, inner: TradingStore) -> None:
@@ -54,6 +58,9 @@ class FlakyStore:
         self.failed_batches: list[list[int]] = []
         self.statements_before_failure = 0
         self.loads = 0
+        self.release = threading.Event()
+        self.release.set()
+        self.stalled = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -69,6 +76,9 @@ class FlakyStore:
         if not self.fail_next_batch:
             return self.inner.write_batch(journal, changes)
         self.fail_next_batch = False
+        if not self.release.is_set():
+            self.stalled.set()
+            self.release.wait(WAIT_S)
         seen: list[str] = []
 
         def hook(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -144,6 +154,44 @@ async def test_a_store_failure_fails_the_batch_and_the_engine_recovers(engines: 
     live_hash = engine.core.state_hash()
     await engines.stop(engine)
     assert (await engines.open()).core.state_hash() == live_hash
+
+
+async def test_a_failed_commit_also_fails_the_batches_applied_behind_it(engines: EngineFactory) -> None:
+    """Batches are applied while the previous one is written: when that write fails, the ones
+    applied behind it (in the core, not in the database) must fail too, and their
+    clientOrderIds, remembered at apply time, must be usable again after the recovery."""
+    engine, flaky = await flaky_engine(engines, batch_max=2)
+    await bootstrap(engine)
+    hash_before = engine.core.state_hash()
+    seq_before = max_journal_seq(engines.db)
+
+    def order(i: int) -> PlaceOrder:
+        return limit(1 + i % 4, "buy" if i % 2 else "sell", MID + (i - 5) * 100 * TICK, 3 * LOT, f"p-{i}")
+
+    flaky.fail_next_batch = True
+    flaky.release.clear()
+    first = asyncio.create_task(engine.execute(order(0)))
+    await wait_until(flaky.stalled.is_set)  # batch N is being written (and will fail)
+    behind = [asyncio.create_task(engine.execute(order(i))) for i in range(1, 9)]
+    repeat = asyncio.create_task(engine.execute(order(0)))  # a duplicate of a doomed order
+    await asyncio.sleep(0.05)  # the engine applies what it can behind the stalled write
+    assert engine.core.last_seq > seq_before + 1, "nothing was applied behind the stalled write"
+    flaky.release.set()
+    results = await asyncio.wait_for(asyncio.gather(first, *behind, repeat, return_exceptions=True), WAIT_S)
+    assert all(isinstance(r, EngineUnavailable) for r in results), results
+    assert max_journal_seq(engines.db) == seq_before
+    assert client_order_count(engines, [f"p-{i}" for i in range(9)]) == 0
+
+    await wait_until(lambda: engine.available)
+    assert engine.core.state_hash() == hash_before
+    # None of them was applied, so every clientOrderId is free again.
+    retried = await asyncio.gather(*(engine.execute(order(i)) for i in range(9)))
+    assert [r.reject for r in retried] == [None] * 9
+    assert client_order_count(engines, [f"p-{i}" for i in range(9)]) == 9
+    assert (await engine.execute(order(0))).reject is RejectCode.DUPLICATE_CLIENT_ORDER_ID
+    check_invariants(engine.core)
+    assert_ledger_matches_balances(engines.db)
+    assert replay_journal(engines.store()).state_hash() == engine.core.state_hash()
 
 
 async def test_recovery_waits_for_the_store_to_come_back(engines: EngineFactory) -> None:
