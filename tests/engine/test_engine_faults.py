@@ -8,11 +8,12 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from cambist.core.checks import check_invariants
 from cambist.core.commands import PlaceOrder
 from cambist.core.events import Changes
+from cambist.core.exchange import InvariantViolation
 from cambist.core.types import RejectCode
 from cambist.engine.engine import Engine, EngineOverloaded, EngineUnavailable
 from cambist.engine.recovery import replay_journal
@@ -41,6 +42,9 @@ class InjectedFailure(RuntimeError):
     pass
 
 
+LOST_ACK_DETAIL = "server closed the connection unexpectedly (host 10.1.2.3 port 5432)"
+
+
 class FlakyStore:
     """The real store, made to fail on demand.
 
@@ -58,6 +62,7 @@ class FlakyStore:
         self.failed_batches: list[list[int]] = []
         self.statements_before_failure = 0
         self.loads = 0
+        self.lose_next_ack = False
         self.release = threading.Event()
         self.release.set()
         self.stalled = threading.Event()
@@ -73,6 +78,10 @@ class FlakyStore:
         return self.inner.load_snapshot()
 
     def write_batch(self, journal: list[JournalItem], changes: Changes) -> None:
+        if self.lose_next_ack:  # committed, but the answer to COMMIT never arrives
+            self.lose_next_ack = False
+            self.inner.write_batch(journal, changes)
+            raise InjectedFailure(LOST_ACK_DETAIL)
         if not self.fail_next_batch:
             return self.inner.write_batch(journal, changes)
         self.fail_next_batch = False
@@ -192,6 +201,67 @@ async def test_a_failed_commit_also_fails_the_batches_applied_behind_it(engines:
     check_invariants(engine.core)
     assert_ledger_matches_balances(engines.db)
     assert replay_journal(engines.store()).state_hash() == engine.core.state_hash()
+
+
+async def test_a_commit_whose_answer_is_lost_is_resolved_by_client_order_id(engines: EngineFactory) -> None:
+    """The write committed but the engine was told it failed: the caller cannot be told
+    "not applied" (it was), only "unknown", and a retry by clientOrderId resolves it."""
+    engine, flaky = await flaky_engine(engines)
+    await bootstrap(engine)
+    order = limit(1, "buy", MID - 100 * TICK, 3 * LOT, "ambiguous")
+    flaky.lose_next_ack = True
+    with pytest.raises(EngineUnavailable) as failure:
+        await engine.execute(order)
+    message = str(failure.value)
+    assert "not applied" not in message, message  # it was applied: that answer would be false
+    assert "10.1.2.3" not in message, message  # the store's internals are not the client's business
+    await wait_until(lambda: engine.available)
+    assert client_order_count(engines, ["ambiguous"]) == 1
+    assert any(o.client_order_id == "ambiguous" for o in engine.core.orders.values())
+    assert (await engine.execute(order)).reject is RejectCode.DUPLICATE_CLIENT_ORDER_ID
+    assert replay_journal(engines.store()).state_hash() == engine.core.state_hash()
+
+
+async def test_an_invariant_violation_stops_the_engine_and_persists_nothing(
+    engines: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await engines.open()
+    await bootstrap(engine)
+    seq_before = max_journal_seq(engines.db)
+    hash_before = engine.core.state_hash()
+
+    def broken_apply(*_args: Any) -> Any:
+        raise InvariantViolation("negative balance for 7 BTC: -5/0")
+
+    monkeypatch.setattr(engine.core, "apply", broken_apply)
+    with pytest.raises(EngineUnavailable) as failure:
+        await engine.execute(limit(1, "buy", MID, 2 * LOT, "never"))
+    assert "BTC" not in str(failure.value)  # other accounts' balances are not the caller's business
+    await wait_until(lambda: not engine.available)
+    with pytest.raises(EngineUnavailable):  # stopped for good: a bug needs a person
+        await engine.execute(limit(1, "buy", MID, 2 * LOT, "after"))
+    assert max_journal_seq(engines.db) == seq_before
+    await engines.stop(engine)
+    assert (await engines.open()).core.state_hash() == hash_before
+
+
+async def test_a_recovery_that_finds_a_tampered_store_stops_the_engine(
+    engines: EngineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, flaky = await flaky_engine(engines)
+    await bootstrap(engine)
+    with engines.db.begin() as conn:  # changed behind the running engine's back
+        conn.execute(
+            text("UPDATE balances SET available = available + 1 WHERE account_id = 1 AND asset = 'BTC'")
+        )
+    flaky.fail_next_batch = True
+    with pytest.raises(EngineUnavailable):
+        await engine.execute(limit(1, "buy", MID, 2 * LOT, "x"))
+    await wait_until(lambda: "does not prove itself" in caplog.text)
+    assert not engine.available
+    with pytest.raises(EngineUnavailable):
+        await engine.execute(limit(1, "buy", MID, 2 * LOT, "y"))
+    await engines.stop(engine)  # completes although the engine ended on an error
 
 
 async def test_recovery_waits_for_the_store_to_come_back(engines: EngineFactory) -> None:

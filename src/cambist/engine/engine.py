@@ -42,6 +42,12 @@ class EngineOverloaded(EngineUnavailable):
     """The inbox is full: shed load instead of queueing without bound."""
 
 
+UNKNOWN_OUTCOME = (
+    "the engine could not confirm this command, which may or may not have been applied: "
+    "look it up by its clientOrderId or creditId before sending it again"
+)
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -137,7 +143,9 @@ class Engine:
         self._available = False
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A task that already ended on an invariant violation or a failed recovery logged
+            # why when it did: stopping must still complete (and release the writer).
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
         while not self._inbox.empty():
@@ -190,9 +198,10 @@ class Engine:
                 await self._halt(applier, committer, commits, EngineUnavailable("the engine stopped"))
                 raise
             error = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
-            await self._halt(
-                applier, committer, commits, EngineUnavailable(f"the command was not applied: {error}")
-            )
+            # A failed write may still have committed (the answer to COMMIT can be lost): the
+            # caller only learns "unknown", resolved by its clientOrderId or creditId. The
+            # store's error stays in the log, not in what clients see.
+            await self._halt(applier, committer, commits, EngineUnavailable(UNKNOWN_OUTCOME))
             if isinstance(error, InvariantViolation):
                 # A bug: never persist or acknowledge a state that breaks an invariant.
                 log.error("invariant violated; the engine stops: %s", error)
@@ -230,12 +239,11 @@ class Engine:
                 batch.append(self._inbox.get_nowait())
             try:
                 applied = self._apply(batch)
-            except BaseException as error:
+            except BaseException:
+                # The error (logged by the supervisor) may name accounts and amounts: the
+                # callers only learn that the engine stopped.
                 for pending in batch:
-                    self._fail(
-                        pending,
-                        EngineUnavailable(f"the engine stopped on an internal error: {error!r}"[:200]),
-                    )
+                    self._fail(pending, EngineUnavailable("the engine stopped on an internal error"))
                 raise
             self._in_flight.append(applied)
             await commits.put(applied)
@@ -268,7 +276,8 @@ class Engine:
             try:
                 await self._recover()
                 return
-            except RecoveryError:
+            except RecoveryError as error:
+                log.error("the stored state does not prove itself; the engine stops: %s", error)
                 raise
             except Exception:
                 log.warning("store not available yet; retrying in %.1f s", delay_s)
