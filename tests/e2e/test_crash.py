@@ -150,6 +150,7 @@ async def trade(base_url: str, trader: Trader, rng: random.Random, stop: asyncio
                     return True
                 assert response.status_code == 200, response.text
                 target.cancel_ack = response.json()
+                assert target.cancel_ack["status"] in FINAL, target.cancel_ack
                 continue
             placed = Placed(f"t{trader.index}-{n}", order_body(rng, f"t{trader.index}-{n}"))
             trader.placed.append(placed)
@@ -230,17 +231,21 @@ async def check_every_order(client: httpx.AsyncClient, traders: list[Trader]) ->
     return unanswered
 
 
-async def resolve_by_retry(client: httpx.AsyncClient, unanswered: list[tuple[Trader, Placed]]) -> None:
+async def resolve_by_retry(client: httpx.AsyncClient, unanswered: list[tuple[Trader, Placed]]) -> int:
     """Retrying an unanswered order with its clientOrderId gives the order it became, or
-    places it now if it was absent; either way exactly once."""
+    places it now if it was absent; either way exactly once. Returns how many were applied
+    before the kill."""
+    applied = 0
     for trader, placed in unanswered:
         before = await fetch_by_client_id(client, trader, placed.client_order_id)
         response = await client.post(f"{API}/orders", json=placed.body, headers=trader.headers)
         answer = expect(response, 200, 201)
         if before is not None:
+            applied += 1
             assert answer["orderId"] == before["orderId"], (before, answer)
         after = await fetch_by_client_id(client, trader, placed.client_order_id)
         assert after is not None and after["orderId"] == answer["orderId"]
+    return applied
 
 
 def check_nothing_twice(database_url: str, traders: list[Trader]) -> None:
@@ -441,7 +446,8 @@ async def test_nothing_acknowledged_is_lost_when_the_server_is_killed(
     clock("restarted")
     async with httpx.AsyncClient(base_url=server.base_url, timeout=REQUEST_TIMEOUT_S) as client:
         unanswered = await check_every_order(client, traders)
-        await resolve_by_retry(client, unanswered)
+        applied = await resolve_by_retry(client, unanswered)
+        print(f"  of {len(unanswered)} unanswered orders {applied} had been applied before the kill")
         check_nothing_twice(backend.database_url, traders)
         clock("orders checked")
         await check_conservation(client, traders, backend.database_url, fees_expected=False)
