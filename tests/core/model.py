@@ -51,7 +51,7 @@ QUOTE_EXACT_EXPIRES = "quote-sized order spending its budget on the last level e
 # A GTC limit taker stopped by expire_taker/expire_both is not expired (the state machine
 # sends such orders as IOC instead; test_self_trade: ..._gtc_limit_...).
 STP_GTC_TAKER_NOT_EXPIRED = "GTC limit taker stopped by self-trade prevention is not expired"
-KNOWN_BUGS = frozenset({QUOTE_EXACT_EXPIRES, STP_GTC_TAKER_NOT_EXPIRED})
+KNOWN_BUGS: frozenset[str] = frozenset()
 
 MAX_UNITS = 2**62
 MAX_OPEN_ORDERS = 1_000
@@ -372,6 +372,11 @@ class Model:
         if self._complete(order, stop):
             order.status = OrderStatus.FILLED
         elif order.kind is OrderType.LIMIT and order.tif is TimeInForce.GTC and stop != "self-trade":
+            if order.side is Side.BUY and order.price is not None:
+                # A buy that filled below its limit keeps only what its rest needs locked.
+                needed = -(-order.remaining * order.price // market.base_unit)
+                self._add(order.account, order.hold_asset, order.hold - needed, needed - order.hold)
+                order.hold = needed
             market.resting.append(order)
             self.open[order.order_id] = order
             return result

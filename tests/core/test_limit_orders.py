@@ -128,11 +128,6 @@ def test_price_improvement_releases_the_excess_hold_of_a_filled_buy(h: Harness) 
     check_invariants(h.core)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a buy that fills below its limit and rests keeps the price-improvement excess "
-    "locked until it completes (hold 5200 for a remainder that needs 5100)",
-)
 def test_price_improvement_releases_the_excess_hold_of_a_resting_buy(h: Harness) -> None:
     h.limit(1, "sell", "50000", "0.1")
     out = h.limit(2, "buy", "51000", "0.2")  # fills 0.1 at 50000, rests 0.1 at 51000

@@ -83,11 +83,6 @@ def test_market_buy_by_quote_quantity_beyond_the_book_expires(h: Harness) -> Non
     assert h.balance(2, "USDT") == (h.usdt("989990"), 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a quote-sized market order whose budget is spent exactly as the book runs out "
-    "is reported expired instead of filled",
-)
 @pytest.mark.parametrize("side", ["buy", "sell"])
 def test_market_order_by_quote_spending_its_budget_exactly_on_the_last_level_is_filled(
     h: Harness, side: str

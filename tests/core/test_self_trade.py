@@ -74,12 +74,6 @@ def test_expire_both_cancels_maker_and_taker(h: Harness, tif: TimeInForce) -> No
     check_invariants(h.core)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: a GTC limit taker stopped by expire_taker rests across its own maker; the core "
-    "then raises InvariantViolation (book crossed) after it already moved the hold and rested the order",
-)
 def test_expire_taker_gtc_limit_expires_instead_of_crossing_the_book(h: Harness) -> None:
     h.limit(1, "sell", "50000", "0.1")
     try:
@@ -90,10 +84,6 @@ def test_expire_taker_gtc_limit_expires_instead_of_crossing_the_book(h: Harness)
     check_invariants(h.core)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a GTC limit taker under expire_both expires the maker but then rests itself",
-)
 def test_expire_both_gtc_limit_expires_the_taker_too(h: Harness) -> None:
     h.limit(1, "sell", "50000", "0.1")
     out = h.limit(1, "buy", "50000", "0.1", stp=STP.EXPIRE_BOTH)

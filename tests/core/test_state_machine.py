@@ -16,7 +16,7 @@ plus fees summing to zero in the ledger, a rejected command changing nothing but
 (snapshot compared byte for byte), and ``restore(snapshot())`` giving the same state hash.
 At teardown the journal is encoded, decoded and replayed into a fresh core: same state.
 
-Known core bugs (``model.KNOWN_BUGS``, each pinned by a strict xfail unit test) are not
+Known core bugs (``model.KNOWN_BUGS``, each pinned by a strict xfail unit test; none today) are not
 hidden but named: GTC limit orders that would stop on their own account's order under
 expire_taker/expire_both are sent as IOC instead, and the model reports a quote-sized market
 order that spends its budget exactly on the last level as expired, as the core does today.

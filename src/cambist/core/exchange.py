@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 
 from cambist.core.book import BookSide, OrderBook
 from cambist.core.commands import (
@@ -56,6 +57,15 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 MAX_FEE_PPM = 100_000  # 10 %: anything above is a typo, not a fee schedule
 MAX_OPEN_ORDERS_PER_ACCOUNT = 1_000
+
+
+class _Stop(Enum):
+    """Why matching stopped for a taker."""
+
+    DONE = "done"  # a quantity-sized order filled completely
+    BUDGET = "budget"  # a quote-sized order cannot afford one more lot
+    BOOK = "book"  # nothing (more) to trade within the limit price
+    SELF_TRADE = "self_trade"  # self-trade prevention expired the taker
 
 
 class InvariantViolation(RuntimeError):
@@ -558,26 +568,57 @@ class ExchangeCore:
             order.transition(OrderStatus.EXPIRED, seq, time)
             return self._order_outcome(order, seq, time)
         self._move_hold(order, hold, seq, time)
-        spent_budget = self._match(order, market, stp, seq, time)
+        stop = self._match(order, market, stp, seq, time)
         if order.is_open:
-            if spent_budget and order.filled_quantity:
+            spent = order.quote_quantity is not None and order.quote_filled == order.quote_quantity
+            if (stop is _Stop.BUDGET or spent) and order.filled_quantity:
                 # An order sized in quote is complete once what is left cannot buy one lot.
                 order.transition(OrderStatus.FILLED, seq, time)
-            elif order.order_type is OrderType.LIMIT and order.time_in_force is TimeInForce.GTC:
+            elif (
+                stop is _Stop.BOOK
+                and order.order_type is OrderType.LIMIT
+                and order.time_in_force is TimeInForce.GTC
+            ):
+                self._release_price_improvement(order, market, seq, time)
                 self._rest(order, market)
                 self._books_changed.add(order.symbol)
                 return self._order_outcome(order, seq, time)
             else:
+                # IOC/FOK/market remainder, or self-trade prevention stopped the taker.
                 order.transition(OrderStatus.EXPIRED, seq, time)
             self._release_hold(order, seq, time)
         return self._order_outcome(order, seq, time)
 
-    def _match(self, taker: Order, market: Market, stp: SelfTradePrevention, seq: int, time: int) -> bool:
+    def _release_price_improvement(self, order: Order, market: Market, seq: int, time: int) -> None:
+        """A buy that filled below its limit holds more than its resting rest needs: free it now."""
+        if order.side is not Side.BUY or order.price is None:
+            return
+        needed = -(-order.remaining * order.price // market.base_unit)
+        excess = order.hold_remaining - needed
+        if excess > 0:
+            posting = self._new_posting()
+            ref = str(order.order_id)
+            self._post(
+                posting, seq, time, order.account_id, order.hold_asset, Bucket.LOCKED, -excess, "release", ref
+            )
+            self._post(
+                posting,
+                seq,
+                time,
+                order.account_id,
+                order.hold_asset,
+                Bucket.AVAILABLE,
+                excess,
+                "release",
+                ref,
+            )
+            order.hold_remaining = needed
+
+    def _match(self, taker: Order, market: Market, stp: SelfTradePrevention, seq: int, time: int) -> _Stop:
         """Fill ``taker`` against the book at the makers' prices.
 
-        Returns True when a quote-sized order stopped because its budget is spent (it is
-        then complete); False when the book, the limit price or self-trade prevention
-        stopped it, or when a quantity-sized order filled (its status says so already).
+        Says why it stopped: the order is filled or its quote budget spent, the book (or the
+        limit price) has nothing more for it, or self-trade prevention expired the taker.
         """
         book = market.book
         opposite: BookSide = book.asks if taker.side is Side.BUY else book.bids
@@ -586,20 +627,20 @@ class ExchangeCore:
         while True:
             level = opposite.best()
             if level is None:
-                return False
+                return _Stop.BOOK
             price = level.price
             if taker.price is not None and (
                 (taker.side is Side.BUY and price > taker.price)
                 or (taker.side is Side.SELL and price < taker.price)
             ):
-                return False
+                return _Stop.BOOK
             while level.orders:
                 maker = level.first()
                 if maker.account_id == taker.account_id:
                     if stp is not SelfTradePrevention.EXPIRE_TAKER:
                         self._end_resting(maker, market, OrderStatus.EXPIRED, seq, time)
                     if stp is not SelfTradePrevention.EXPIRE_MAKER:
-                        return False
+                        return _Stop.SELF_TRADE
                     continue
                 take = maker.remaining
                 if taker.quantity is not None:
@@ -608,17 +649,17 @@ class ExchangeCore:
                     affordable = (taker.quote_quantity - taker.quote_filled) * base_unit // price
                     take = min(take, affordable - affordable % lot)
                     if take <= 0:
-                        return True
+                        return _Stop.BUDGET
                 if taker.side is Side.BUY:
                     affordable = taker.hold_remaining * base_unit // price
                     take = min(take, affordable - affordable % lot)
                 else:
                     take = min(take, taker.hold_remaining)
                 if take <= 0:
-                    return taker.quote_quantity is not None
+                    return _Stop.BUDGET if taker.quote_quantity is not None else _Stop.BOOK
                 self._execute(taker, maker, market, price, take, seq, time)
                 if taker.quantity is not None and taker.remaining == 0:
-                    return False
+                    return _Stop.DONE
             # the level emptied; the loop looks at the next one
 
     def _execute(
