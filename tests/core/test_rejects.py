@@ -189,7 +189,11 @@ def test_reject_has_its_code_and_changes_nothing(name: str, command: Command, co
 
 def test_every_reject_code_except_halted_and_open_order_limit_is_covered_above() -> None:
     # DUPLICATE_CREDIT_ID is answered by the engine before the core sees the command.
-    covered = {code for _, _, code in CASES} | {R.MARKET_HALTED, R.TOO_MANY_OPEN_ORDERS, R.DUPLICATE_CREDIT_ID}
+    covered = {code for _, _, code in CASES} | {
+        R.MARKET_HALTED,
+        R.TOO_MANY_OPEN_ORDERS,
+        R.DUPLICATE_CREDIT_ID,
+    }
     assert covered == set(RejectCode)
 
 
