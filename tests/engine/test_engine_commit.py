@@ -124,7 +124,7 @@ async def test_every_row_is_in_the_database_when_execute_returns(engines: Engine
     await bootstrap(engine)
     workload = Workload(seed=7)
     trades_seen = 0
-    for step in range(120):
+    for step in range(80):
         command = workload.next()
         outcome = await engine.execute(command)
         assert outcome.reject in (None, RejectCode.ORDER_NOT_FOUND), outcome
@@ -144,7 +144,7 @@ async def test_every_row_is_in_the_database_when_execute_returns(engines: Engine
         for balance in outcome.balances:
             key = (balance.account_id, balance.asset)
             assert balances.get(key, (0, 0)) == (balance.available, balance.locked)
-        if step % 20 == 0:
+        if step % 40 == 0:
             assert_ledger_matches_balances(engines.db)
     assert trades_seen > 10, "the workload should cross"
     assert_ledger_matches_balances(engines.db)
