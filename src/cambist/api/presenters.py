@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
 from cambist.api.money import fmt, fmt_optional
 from cambist.api.schemas import FillResponse, MarketResponse, OrderResponse
 from cambist.core.events import MarketView, OrderView, Trade
 from cambist.core.numbers import POW10, format_rate_ppm
 from cambist.core.types import Liquidity
-
-
-class FillRow(Protocol):
-    trade_id: int
-    price: int
-    quantity: int
-    fee: int
-    fee_asset: str
-    liquidity: str
-    time: int
+from cambist.store.queries import Fill
 
 
 class Scales:
@@ -78,7 +68,7 @@ def fills_from_trades(
 
 
 def fills_from_rows(
-    rows: Iterable[FillRow], base_scale: int, quote_scale: int, assets: dict[str, int]
+    rows: Iterable[Fill], base_scale: int, quote_scale: int, assets: dict[str, int]
 ) -> list[FillResponse]:
     return [
         FillResponse(

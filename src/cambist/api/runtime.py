@@ -21,6 +21,7 @@ from cambist.accounts.service import AccountService
 from cambist.config import Settings
 from cambist.core.commands import Command
 from cambist.core.events import AssetView
+from cambist.core.exchange import ExchangeCore
 from cambist.core.types import OrderType
 from cambist.defaults import default_commands
 from cambist.engine.engine import CommittedBatch, Engine
@@ -66,17 +67,20 @@ class Runtime:
         await asyncio.to_thread(migrate.upgrade, self.settings.database_url)
         await self.engine.start()
         await self._bootstrap_reference_data()
-        core = self.engine.core
-        self.hub.load(
-            [AssetView(asset, scale) for asset, scale in core.assets.items()],
-            [market.view for market in core.markets.values()],
-            [self.engine.depth_snapshot(symbol) for symbol in core.markets],
-        )
+        self._load_hub(self.engine.core)
         self.engine.subscribe(self.hub.on_commit)
+        self.engine.on_recovered(self._load_hub)
         self.engine.subscribe(_record_metrics(self.engine))
         if self.demo_enabled:
             await self._start_demo()
         self.started = True
+
+    def _load_hub(self, core: ExchangeCore) -> None:
+        self.hub.reload(
+            [AssetView(asset, scale) for asset, scale in core.assets.items()],
+            [market.view for market in core.markets.values()],
+            [self.engine.depth_snapshot(symbol) for symbol in core.markets],
+        )
 
     async def stop(self) -> None:
         self.started = False

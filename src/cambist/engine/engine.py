@@ -105,6 +105,7 @@ class Engine:
         self._full_check_every = full_check_every
         self._since_full_check = 0
         self._subscribers: list[Subscriber] = []
+        self._recovery_listeners: list[Callable[[ExchangeCore], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._core: ExchangeCore | None = None
         self._available = False
@@ -134,6 +135,12 @@ class Engine:
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    def on_recovered(self, listener: Callable[[ExchangeCore], None]) -> None:
+        """Called after the engine rebuilt its core mid-run (a failed commit): a batch whose
+        commit answer was lost may be in the store without ever having been published, so
+        listeners reload what they derive from committed state."""
+        self._recovery_listeners.append(listener)
 
     async def start(self) -> None:
         await self._recover()
@@ -252,7 +259,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         while True:
             applied = await commits.get()
-            if applied.journal:
+            if applied.changes is not None:
                 started = time.perf_counter()
                 await loop.run_in_executor(
                     self._writer, self._store.write_batch, applied.journal, applied.changes
@@ -275,7 +282,6 @@ class Engine:
                 self._fail(self._inbox.get_nowait(), EngineUnavailable("the engine is recovering"))
             try:
                 await self._recover()
-                return
             except RecoveryError as error:
                 log.error("the stored state does not prove itself; the engine stops: %s", error)
                 raise
@@ -283,6 +289,13 @@ class Engine:
                 log.warning("store not available yet; retrying in %.1f s", delay_s)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
+                continue
+            for listener in self._recovery_listeners:
+                try:
+                    listener(self.core)
+                except Exception:
+                    log.exception("recovery listener failed")
+            return
 
     def _apply(self, batch: list[_Pending]) -> _Applied:
         core = self.core

@@ -31,6 +31,14 @@ class MarketDataHub:
         for snapshot in depth:
             self._depth[snapshot.symbol] = snapshot
 
+    def reload(
+        self, assets: Iterable[AssetView], markets: Iterable[MarketView], depth: Iterable[DepthSnapshot]
+    ) -> None:
+        """Replace everything after the engine rebuilt its core; cached tickers go stale."""
+        self.load(assets, markets, depth)
+        for symbol in self.markets:
+            self._trade_versions[symbol] = self._trade_versions.get(symbol, 0) + 1
+
     def on_commit(self, batch: CommittedBatch) -> None:
         changes = batch.changes
         for asset in changes.assets:
