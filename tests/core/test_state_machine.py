@@ -349,7 +349,7 @@ class CoreMachine(RuleBasedStateMachine):
                 OrderType.MARKET,
                 time_in_force=tif,
                 self_trade_prevention=stp,
-                **size,  # type: ignore[arg-type]
+                **size,
             )
         )
 
