@@ -278,12 +278,7 @@ class Model:
         if order.tif is TimeInForce.FOK and not self._would_fill(order, hold):
             order.status = OrderStatus.EXPIRED
             return Result(order=order)
-        if hold == 0:  # a market order with nothing it could trade against
-            # (as the core does: a base-sized market buy facing only its own order under
-            # expire_taker/expire_both expires here without touching that order, while a sell
-            # expires it in the match; test_self_trade pins this with a strict xfail)
-            order.status = OrderStatus.EXPIRED
-            return Result(order=order)
+        # A market order that can afford nothing still meets self-trade prevention in the match.
         return self._execute(order, market, hold)
 
     def _limit_hold(self, cmd: PlaceOrder, market: MMarket) -> int:

@@ -83,11 +83,6 @@ def test_a_rejected_market_update_keeps_the_old_parameters() -> None:
     assert h.core.markets["BTC-USDT"].view == old
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: UpsertMarket may change the tick (or lot) under resting orders, leaving them "
-    "off the grid; check_invariants does not look at tick and lot",
-)
 def test_a_new_tick_size_never_leaves_resting_orders_off_tick() -> None:
     h = make_harness()
     h.fund(1, btc="1")

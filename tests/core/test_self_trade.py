@@ -111,21 +111,7 @@ def test_the_markets_default_mode_applies_when_the_order_names_none(h: Harness) 
     assert own.order is not None and own.order.order_id in h.core.orders
 
 
-@pytest.mark.parametrize(
-    "side",
-    [
-        pytest.param(
-            "buy",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: a market buy sized in base that meets only its own order under "
-                "expire_both has a walked cost of 0, so it expires before matching and leaves the "
-                "maker resting; a market sell in the same spot expires the maker",
-            ),
-        ),
-        "sell",
-    ],
-)
+@pytest.mark.parametrize("side", ["buy", "sell"])
 def test_expire_both_market_order_meeting_only_its_own_order_expires_that_order(
     h: Harness, side: str
 ) -> None:

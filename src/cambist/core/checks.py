@@ -76,6 +76,9 @@ def _check_books(core: ExchangeCore) -> None:
                         raise InvariantViolation(f"order {order.order_id} on the wrong side")
                     if order.order_type is not OrderType.LIMIT or order.time_in_force is not TimeInForce.GTC:
                         raise InvariantViolation(f"order {order.order_id} may not rest")
+                    view = market.view
+                    if order.price % view.tick_size or (order.quantity or 0) % view.lot_size:
+                        raise InvariantViolation(f"order {order.order_id} is off the tick or lot grid")
                     if order.remaining <= 0 or not order.is_open:
                         raise InvariantViolation(f"order {order.order_id} rests with nothing to fill")
                     if order.priority < last_priority:

@@ -32,6 +32,7 @@ from cambist.core.events import (
     CoreSnapshot,
     LedgerEntry,
     MarketView,
+    OrderView,
     Outcome,
     Trade,
 )
@@ -101,6 +102,7 @@ class _CommandScope:
     trades: list[Trade] = field(default_factory=list)
     balances: set[tuple[int, str]] = field(default_factory=set)
     markets: set[str] = field(default_factory=set)
+    viewed: set[int] = field(default_factory=set)  # orders whose view this command built
 
 
 class ExchangeCore:
@@ -117,10 +119,18 @@ class ExchangeCore:
         self.next_trade_id = 1
         self.next_posting_id = 1
         self._hasher = StateHasher()
+        # Entities changed since the hash was last brought up to date: hashing them once per
+        # state_hash() call (once per batch in the engine) instead of once per command skips
+        # the orders that are born and finished inside a batch, and repeated touches.
+        self._unhashed_orders: dict[int, Order] = {}
+        self._unhashed_balances: set[tuple[int, str]] = set()
         self._scope = _CommandScope()
         self._dirty_assets: set[str] = set()
         self._dirty_markets: set[str] = set()
         self._dirty_orders: dict[int, Order] = {}
+        # The latest view of each dirty order, built once for the command's Outcome and reused
+        # by take_changes (every command that touches orders reports them in its Outcome).
+        self._dirty_views: dict[int, OrderView] = {}
         self._dirty_balances: set[tuple[int, str]] = set()
         self._books_changed: set[str] = set()
         self._trades: list[Trade] = []
@@ -155,7 +165,7 @@ class ExchangeCore:
             next_posting_id=self.next_posting_id,
             assets=[AssetView(a, self.assets[a]) for a in sorted(self._dirty_assets)],
             markets=[self.markets[s].view for s in sorted(self._dirty_markets)],
-            orders=[o.view() for o in self._dirty_orders.values()],
+            orders=[self._dirty_views.get(oid) or o.view() for oid, o in self._dirty_orders.items()],
             trades=self._trades,
             ledger=self._ledger,
             balances=[self._balance_view(key) for key in sorted(self._dirty_balances)],
@@ -166,7 +176,18 @@ class ExchangeCore:
 
     def state_hash(self) -> str:
         """Hash of the whole state, maintained incrementally (see ``statehash``)."""
+        self._catch_up_hash()
         return self._hasher.digest(self._counters())
+
+    def _catch_up_hash(self) -> None:
+        hasher = self._hasher
+        for order_id, order in self._unhashed_orders.items():
+            hasher.set(order_id, order.hash_key() if order.is_open else None)
+        for key in self._unhashed_balances:
+            balance = self.balances.get(key)
+            hasher.set(balance_key(*key), None if balance is None else (balance[0], balance[1]))
+        self._unhashed_orders = {}
+        self._unhashed_balances = set()
 
     def compute_state_hash(self) -> str:
         """The same hash computed from scratch: used to prove a rebuilt core is exact."""
@@ -290,6 +311,12 @@ class ExchangeCore:
         else:
             if (existing.view.base_asset, existing.view.quote_asset) != (cmd.base_asset, cmd.quote_asset):
                 raise Rejected(RejectCode.INVALID_MARKET, "a market's base and quote assets never change")
+            grid_changed = (existing.view.tick_size, existing.view.lot_size) != (cmd.tick_size, cmd.lot_size)
+            if grid_changed and (existing.book.bids.levels or existing.book.asks.levels):
+                # Resting orders would be left off the new grid: halt and cancel them first.
+                raise Rejected(
+                    RejectCode.INVALID_MARKET, "tick and lot size can only change while the book is empty"
+                )
             existing.view = view
         self._hasher.set(market_key(cmd.symbol), view)
         self._dirty_markets.add(cmd.symbol)
@@ -563,11 +590,14 @@ class ExchangeCore:
         )
         self.next_order_id += 1
         self._touch_order(order)
-        if kill or hold == 0:
-            # FOK that cannot fill completely, or a market order facing an empty book.
+        if kill:
+            # FOK that cannot fill completely: nothing trades, nothing is held.
             order.transition(OrderStatus.EXPIRED, seq, time)
             return self._order_outcome(order, seq, time)
-        self._move_hold(order, hold, seq, time)
+        if hold:
+            # A market buy that can afford nothing still goes through matching, so self-trade
+            # prevention treats its own resting orders the same way as for any other order.
+            self._move_hold(order, hold, seq, time)
         stop = self._match(order, market, stp, seq, time)
         if order.is_open:
             spent = order.quote_quantity is not None and order.quote_filled == order.quote_quantity
@@ -744,6 +774,7 @@ class ExchangeCore:
         side = market.book.bids if order.side is Side.BUY else market.book.asks
         side.add(order, order.remaining)
         self.orders[order.order_id] = order
+        self._scope.markets.add(order.symbol)
         if order.client_order_id is not None:
             self.client_order_ids[(order.account_id, order.client_order_id)] = order.order_id
         self.open_order_count[order.account_id] = self.open_order_count.get(order.account_id, 0) + 1
@@ -789,7 +820,10 @@ class ExchangeCore:
         for order in mine:
             self._end_resting(order, market, OrderStatus.CANCELED, seq, time)
         return Outcome(
-            seq=seq, time=time, orders=tuple(o.view() for o in mine), balances=self._scope_balances()
+            seq=seq,
+            time=time,
+            orders=tuple(self._view(o) for o in mine),
+            balances=self._scope_balances(cmd.account_id),
         )
 
     # ------------------------------------------------------------------ balances and ledger
@@ -845,8 +879,7 @@ class ExchangeCore:
         balance[0 if bucket is Bucket.AVAILABLE else 1] += delta
         if balance[0] == 0 and balance[1] == 0:
             del self.balances[key]
-        self._dirty_balances.add(key)
-        self._scope.balances.add(key)
+        self._scope.balances.add(key)  # joins _dirty_balances in _finish_command
         self._ledger.append(LedgerEntry(posting, seq, time, account_id, asset, bucket, delta, kind, ref))
 
     def _balance_view(self, key: tuple[int, str]) -> BalanceView:
@@ -859,19 +892,27 @@ class ExchangeCore:
         self._dirty_orders[order.order_id] = order
         self._scope.orders[order.order_id] = order
 
+    def _view(self, order: Order) -> OrderView:
+        view = self._dirty_views[order.order_id] = order.view()
+        self._scope.viewed.add(order.order_id)
+        return view
+
     def _order_outcome(self, order: Order, seq: int, time: int) -> Outcome:
-        others = tuple(o.view() for oid, o in self._scope.orders.items() if oid != order.order_id)
+        others = tuple(self._view(o) for oid, o in self._scope.orders.items() if oid != order.order_id)
         return Outcome(
             seq=seq,
             time=time,
-            order=order.view(),
+            order=self._view(order),
             orders=others,
             trades=tuple(self._scope.trades),
-            balances=self._scope_balances(),
+            balances=self._scope_balances(order.account_id),
         )
 
-    def _scope_balances(self) -> tuple[BalanceView, ...]:
-        return tuple(self._balance_view(key) for key in sorted(self._scope.balances))
+    def _scope_balances(self, account_id: int) -> tuple[BalanceView, ...]:
+        """The balances of the account that sent the command (other accounts' balances reach
+        their owners through take_changes; building views of every touched balance for the
+        reply cost ~5 % of the command)."""
+        return tuple(self._balance_view(key) for key in sorted(self._scope.balances) if key[0] == account_id)
 
     def _finish_command(self, scope: _CommandScope) -> None:
         """The always-on checks on what this command touched, and the state hash update."""
@@ -888,13 +929,15 @@ class ExchangeCore:
                 raise InvariantViolation(f"order {order.order_id} overfilled")
             if order.hold_remaining < 0:
                 raise InvariantViolation(f"order {order.order_id} spent more than it held")
-            self._hasher.set(order.order_id, order.hash_key() if order.is_open else None)
             if order.is_open and order.order_id not in self.orders:
                 raise InvariantViolation(f"open order {order.order_id} is not on the book")
-        for key in scope.balances:
-            balance = self.balances.get(key)
-            self._hasher.set(balance_key(*key), None if balance is None else (balance[0], balance[1]))
-        for symbol in {o.symbol for o in scope.orders.values()}:
+        for order_id in scope.orders.keys() - scope.viewed:
+            self._dirty_views.pop(order_id, None)  # changed without a fresh view: never reuse a stale one
+        self._unhashed_orders.update(scope.orders)
+        self._unhashed_balances |= scope.balances
+        self._dirty_balances |= scope.balances
+        # Only an order coming to rest can cross a book: check the markets where one did.
+        for symbol in scope.markets:
             book = self.markets[symbol].book
             bid, ask = book.bids.best_price(), book.asks.best_price()
             if bid is not None and ask is not None and bid >= ask:
@@ -919,6 +962,7 @@ class ExchangeCore:
         self._dirty_assets = set()
         self._dirty_markets = set()
         self._dirty_orders = {}
+        self._dirty_views = {}
         self._dirty_balances = set()
         self._books_changed = set()
         self._trades = []

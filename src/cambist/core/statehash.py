@@ -5,8 +5,8 @@ contributes a 128-bit BLAKE2b digest of its key and value; the state hash is the
 contributions modulo 2**128, mixed with the counters. Changing an entity subtracts its old
 contribution and adds the new one, so keeping the hash current costs O(entities touched)
 instead of O(state), and the same function computed from scratch proves a rebuilt core
-equals the one that was running. Values are hashed through ``repr`` of plain tuples of ints,
-strings, bools and None, which is stable across processes (unlike ``hash()``).
+equals the one that was running. Values are hashed as MessagePack of plain tuples of ints,
+strings, bools and None, which is canonical and stable across processes (unlike ``hash()``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,18 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import Any
 
+import msgspec
+
 _MODULUS = 1 << 128
 
 
+_encode = msgspec.msgpack.Encoder().encode
+
+
 def _contribution(key: object, value: Any) -> int:
-    return int.from_bytes(blake2b(repr((key, value)).encode(), digest_size=16).digest(), "big")
+    # MessagePack of plain tuples of ints, strings, bools and None is canonical and about three
+    # times cheaper than repr(); the contribution is what the hash costs per changed entity.
+    return int.from_bytes(blake2b(_encode((key, value)), digest_size=16).digest(), "big")
 
 
 def asset_key(asset: str) -> tuple[str, str]:
