@@ -44,7 +44,11 @@ class Runtime:
         self.settings = settings
         self.demo_enabled = demo
         self.db = create_db_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-        self.store = TradingStore(self.db)
+        # The single writer gets its own connection, without a ping before every batch.
+        self._writer_db = create_db_engine(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=1, pre_ping=False
+        )
+        self.store = TradingStore(self._writer_db)
         self.queries = TradingQueries(self.db)
         self.accounts = AccountService(
             self.db,
@@ -58,6 +62,7 @@ class Runtime:
         )
         self.hub = MarketDataHub()
         self.ticker_cache: TickerCache[Any] = TickerCache()
+        self.book_cache: dict[tuple[str, int, int, int, int], Any] = {}  # see routes/market.py orderbook
         self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cambist-read")
         self._demo_task: asyncio.Task[None] | None = None
         self._demo: Any = None
@@ -93,6 +98,7 @@ class Runtime:
         await self.engine.stop()
         self._reads.shutdown(wait=False)
         self.db.dispose()
+        self._writer_db.dispose()
 
     async def read(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking store read on the read pool."""

@@ -35,7 +35,9 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8) -> Engine:
+def create_db_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 8, pre_ping: bool = True
+) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -51,7 +53,9 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: i
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # pre_ping costs a round trip (SELECT 1) at every checkout; the engine's writer can skip it:
+    # a dead connection fails the commit, and a failed commit already rebuilds from the store.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
 def is_sqlite(engine: Engine) -> bool:

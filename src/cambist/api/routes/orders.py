@@ -76,6 +76,10 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
 async def _order_with_fills(runtime: RuntimeDep, order: OrderView) -> OrderResponse:
     market = runtime.hub.markets[order.symbol]
     assets = runtime.hub.assets
+    if order.filled_quantity == 0:
+        # Nothing filled, so no fill rows exist: skip the store round trip. This is the
+        # common cancel (a resting order that never traded) and most order lookups.
+        return order_body(order, market, assets, [])
     rows = await runtime.read(runtime.queries.order_fills, order.order_id)
     fills = fills_from_rows(rows, assets[market.base_asset], assets[market.quote_asset], assets)
     return order_body(order, market, assets, fills)
