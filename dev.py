@@ -3,7 +3,7 @@
 
     python3 dev.py run [args...]     start the embedded exchange with demo markets (cambist serve --demo)
     python3 dev.py test [--skip-lint] [pytest args...]
-                                     ruff, mypy on the core, then pytest; non-zero if any step fails
+                                     ruff, mypy (strict on the core), then pytest; non-zero if any step fails
 
 Both create ``.venv`` when it is missing and install the project into it in editable mode with the
 ``dev`` extra when ``pyproject.toml`` changed since the last install (a hash kept in
@@ -112,7 +112,7 @@ def test(args: list[str]) -> int:
     if not skip_lint:
         lint_paths = [path for path in LINT_PATHS if (ROOT / path).exists()]
         steps.append(("ruff", [tool("ruff"), "check", *lint_paths]))
-        steps.append(("mypy", [tool("mypy"), "src/cambist/core"]))
+        steps.append(("mypy", [tool("mypy"), "src/cambist"]))
     steps.append(("pytest", [tool("pytest"), *pytest_args]))
 
     env = tool_environment()
