@@ -624,25 +624,8 @@ class ExchangeCore:
         if order.side is not Side.BUY or order.price is None:
             return
         needed = -(-order.remaining * order.price // market.base_unit)
-        excess = order.hold_remaining - needed
-        if excess > 0:
-            posting = self._new_posting()
-            ref = str(order.order_id)
-            self._post(
-                posting, seq, time, order.account_id, order.hold_asset, Bucket.LOCKED, -excess, "release", ref
-            )
-            self._post(
-                posting,
-                seq,
-                time,
-                order.account_id,
-                order.hold_asset,
-                Bucket.AVAILABLE,
-                excess,
-                "release",
-                ref,
-            )
-            order.hold_remaining = needed
+        if order.hold_remaining > needed:
+            self._release(order, order.hold_remaining - needed, seq, time)
 
     def _match(self, taker: Order, market: Market, stp: SelfTradePrevention, seq: int, time: int) -> _Stop:
         """Fill ``taker`` against the book at the makers' prices.
@@ -842,18 +825,17 @@ class ExchangeCore:
         order.hold_remaining += amount
 
     def _release_hold(self, order: Order, seq: int, time: int) -> None:
-        amount = order.hold_remaining
-        if amount == 0:
-            return
+        if order.hold_remaining:
+            self._release(order, order.hold_remaining, seq, time)
+
+    def _release(self, order: Order, amount: int, seq: int, time: int) -> None:
+        """Move ``amount`` of the order's hold back to available, as one balanced posting."""
         posting = self._new_posting()
         ref = str(order.order_id)
-        self._post(
-            posting, seq, time, order.account_id, order.hold_asset, Bucket.LOCKED, -amount, "release", ref
-        )
-        self._post(
-            posting, seq, time, order.account_id, order.hold_asset, Bucket.AVAILABLE, amount, "release", ref
-        )
-        order.hold_remaining = 0
+        account, asset = order.account_id, order.hold_asset
+        self._post(posting, seq, time, account, asset, Bucket.LOCKED, -amount, "release", ref)
+        self._post(posting, seq, time, account, asset, Bucket.AVAILABLE, amount, "release", ref)
+        order.hold_remaining -= amount
 
     def _new_posting(self) -> int:
         posting = self.next_posting_id
