@@ -8,6 +8,8 @@ backends store them exactly as signed 64-bit integers.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
@@ -45,17 +47,33 @@ def create_db_engine(
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(cursor)
             # FULL: a committed batch survives power loss, not only a process crash.
             cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         return engine
     # pre_ping costs a round trip (SELECT 1) at every checkout; the engine's writer can skip it:
     # a dead connection fails the commit, and a failed commit already rebuilds from the store.
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
+
+
+def _enable_wal(cursor: Any, attempts: int = 50) -> None:
+    """Switch the file to WAL (persistent, so usually already done). Switching needs a lock
+    and SQLite answers "database is locked" at once, without its busy handler, when several
+    processes open a new file together: retry briefly."""
+    for attempt in range(attempts):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def is_sqlite(engine: Engine) -> bool:
