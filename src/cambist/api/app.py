@@ -25,6 +25,7 @@ from cambist.api.routes import account, admin, auth, market, ops, orders
 from cambist.api.runtime import Runtime
 from cambist.api.strict import strict_body_guard
 from cambist.config import Settings, load_settings
+from cambist.stream import ws
 
 REQUEST_BODY_MAX_BYTES = 64 * 1024  # orders are small; anything larger is refused early
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, demo: bool | None = None) ->
             *market.ROUTES,
             *admin.ROUTES,
             *ops.ROUTES,
+            *ws.ROUTES,
         ],
         dependencies={"runtime": Provide(provide_runtime), "principal": Provide(authenticate)},
         guards=[request_guard],

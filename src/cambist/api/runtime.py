@@ -31,6 +31,7 @@ from cambist.store import migrate
 from cambist.store.base import create_db_engine
 from cambist.store.queries import TradingQueries
 from cambist.store.trading import TradingStore
+from cambist.stream.fanout import StreamHub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,6 +62,8 @@ class Runtime:
             self.store, batch_max=settings.engine_batch_max, inbox_max=settings.engine_inbox_max
         )
         self.hub = MarketDataHub()
+        self.stream = StreamHub(self.hub)  # the WebSocket fan-out (cambist.stream)
+        self.ws_connections: dict[str | None, int] = {}  # open WebSocket connections per client IP
         self.ticker_cache: TickerCache[Any] = TickerCache()
         self.book_cache: dict[tuple[str, int, int, int, int], Any] = {}  # see routes/market.py orderbook
         self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cambist-read")
@@ -75,6 +78,10 @@ class Runtime:
         self._load_hub(self.engine.core)
         self.engine.subscribe(self.hub.on_commit)
         self.engine.on_recovered(self._load_hub)
+        # After the hub: the stream reads reference data and depth from it.
+        self.stream.load()
+        self.engine.subscribe(self.stream.on_commit)
+        self.engine.on_recovered(self.stream.on_recovered)
         self.engine.subscribe(_record_metrics(self.engine))
         if self.demo_enabled:
             await self._start_demo()

@@ -1,0 +1,1 @@
+"""The WebSocket API (``/ws``): committed batches fanned out to subscribed connections."""
