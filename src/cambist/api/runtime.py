@@ -69,6 +69,7 @@ class Runtime:
         self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cambist-read")
         self._demo_task: asyncio.Task[None] | None = None
         self._demo: Any = None
+        self.outbox: Any = None  # cambist.bus.export.Outbox when CAMBIST_AMQP_URL is set
         self.started = False
 
     async def start(self) -> None:
@@ -83,6 +84,8 @@ class Runtime:
         self.engine.subscribe(self.stream.on_commit)
         self.engine.on_recovered(self.stream.on_recovered)
         self.engine.subscribe(_record_metrics(self.engine))
+        if self.settings.amqp_url:
+            await self._start_export(self.settings.amqp_url)
         if self.demo_enabled:
             await self._start_demo()
         self.started = True
@@ -103,6 +106,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._demo_task
         await self.engine.stop()
+        if self.outbox is not None:
+            # After the engine: nothing more is committed; what is not confirmed yet is
+            # replayed from the store at the next start.
+            await self.outbox.stop()
         self._reads.shutdown(wait=False)
         self.db.dispose()
         self._writer_db.dispose()
@@ -113,6 +120,22 @@ class Runtime:
 
     async def execute(self, command: Command) -> Any:
         return await self.engine.execute(command)
+
+    async def _start_export(self, amqp_url: str) -> None:
+        """Trades, order updates and balance changes to RabbitMQ (``cambist.bus``). The broker
+        being away never stops trading: the outbox retries and catches up from the store."""
+        from cambist.bus.export import MessageBuilder, Outbox
+        from cambist.bus.rabbitmq import RabbitExporter
+        from cambist.store.exports import ExportStore
+
+        self.outbox = Outbox(
+            RabbitExporter(amqp_url),
+            MessageBuilder(lambda: self.hub.assets, lambda: self.hub.markets),
+            ExportStore(self.db, "rabbitmq"),
+        )
+        self.engine.subscribe(self.outbox.on_commit)
+        self.engine.on_recovered(self.outbox.on_recovered)
+        await self.outbox.start()
 
     async def _bootstrap_reference_data(self) -> None:
         """A fresh store starts with the default assets and markets, through the journal."""

@@ -138,7 +138,10 @@ class OrderRow(Base):
 
 class TradeRow(Base):
     __tablename__ = "trades"
-    __table_args__ = (Index("ix_trades_symbol_trade", "symbol", "trade_id"),)
+    __table_args__ = (
+        Index("ix_trades_symbol_trade", "symbol", "trade_id"),
+        Index("ix_trades_seq", "seq"),  # the event exporter's replay (cambist.bus)
+    )
 
     trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
@@ -262,3 +265,12 @@ class KlineRow(Base):
     volume: Mapped[int] = mapped_column(BigInteger)
     quote_volume: Mapped[int] = mapped_column(BigInteger)
     trade_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExportCursorRow(Base):
+    """The last engine sequence number whose events an exporter (``name``) got confirmed."""
+
+    __tablename__ = "export_cursor"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
