@@ -167,6 +167,17 @@ class TradingQueries:
         query = select(_fills).where(f.order_id == order_id).order_by(f.id).limit(_clamp(limit))
         return self._views(query, Fill)
 
+    def fills_of_orders(self, order_ids: Sequence[int]) -> dict[int, list[Fill]]:
+        """The fills of several orders in one query, each list oldest first (a page of orders)."""
+        if not order_ids:
+            return {}
+        f = _fills.c
+        query = select(_fills).where(f.order_id.in_(list(order_ids))).order_by(f.id)
+        grouped: dict[int, list[Fill]] = {}
+        for fill in self._views(query, Fill):
+            grouped.setdefault(fill.order_id, []).append(fill)
+        return grouped
+
     def list_fills(
         self, account_id: int, symbol: str | None, limit: int, cursor: int | None = None
     ) -> tuple[list[Fill], int | None]:

@@ -16,6 +16,7 @@ from cambist.api.schemas import OrderResponse, PlaceOrderRequest
 from cambist.core.commands import CancelAllOrders, CancelOrder, PlaceOrder
 from cambist.core.events import MarketView, OrderView
 from cambist.core.types import OrderType, RejectCode, SelfTradePrevention, Side, TimeInForce
+from cambist.store.queries import Fill
 
 TRADE = {"permission": "trade"}
 READ = {"permission": "read"}
@@ -73,16 +74,20 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
     return same
 
 
-async def _order_with_fills(runtime: RuntimeDep, order: OrderView) -> OrderResponse:
+def _body_with_fills(runtime: RuntimeDep, order: OrderView, rows: list[Fill]) -> OrderResponse:
     market = runtime.hub.markets[order.symbol]
     assets = runtime.hub.assets
+    fills = fills_from_rows(rows, assets[market.base_asset], assets[market.quote_asset], assets)
+    return order_body(order, market, assets, fills)
+
+
+async def _order_with_fills(runtime: RuntimeDep, order: OrderView) -> OrderResponse:
     if order.filled_quantity == 0:
         # Nothing filled, so no fill rows exist: skip the store round trip. This is the
         # common cancel (a resting order that never traded) and most order lookups.
-        return order_body(order, market, assets, [])
+        return _body_with_fills(runtime, order, [])
     rows = await runtime.read(runtime.queries.order_fills, order.order_id)
-    fills = fills_from_rows(rows, assets[market.base_asset], assets[market.quote_asset], assets)
-    return order_body(order, market, assets, fills)
+    return _body_with_fills(runtime, order, rows)
 
 
 @post("/api/v1/orders", status_code=201, tags=["orders"], summary="Place an order", opt=TRADE)
@@ -144,7 +149,10 @@ async def list_orders(
         clamp_limit(limit),
         parse_cursor(cursor),
     )
-    data = [await _order_with_fills(runtime, order) for order in orders]
+    # One query for the fills of the whole page, not one per order.
+    filled_ids = [order.order_id for order in orders if order.filled_quantity]
+    fills = await runtime.read(runtime.queries.fills_of_orders, filled_ids)
+    data = [_body_with_fills(runtime, order, fills.get(order.order_id, [])) for order in orders]
     return Page(data=data, next_cursor=None if next_cursor is None else str(next_cursor))
 
 
