@@ -14,6 +14,10 @@ PostgreSQL is reached at ``postgresql://postgres@127.0.0.1:5432/postgres`` or ``
 When it is unreachable the tests that need it are skipped with the reason, except under ``CI=true``
 where they fail: CI must not pass by skipping the backend it is there to test.
 
+Redis: ``redis_url`` (session) -- the URL of a reachable Redis, ``redis://127.0.0.1:6379/0`` or
+``CAMBIST_TEST_REDIS_URL``, checked once per session with a PING. It is shared and not flushed:
+tests keep to their own random key prefix. Unreachable: skipped, or failed under ``CI=true``.
+
 ``settings`` gives validated ``Settings`` for a temporary data dir and SQLite database.
 """
 
@@ -29,11 +33,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 
 from cambist.config import Settings, load_settings
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_CONNECT_TIMEOUT_S = 2
 PG_CONNECT_TIMEOUT_S = 5
 TEST_DB_PREFIX = "cambist_test_"
 
@@ -129,6 +136,35 @@ def postgres_url(_postgres_admin: PostgresAdmin) -> str:
 def fresh_postgres_url(_postgres_admin: PostgresAdmin) -> Callable[[], str]:
     """Factory: each call creates a new empty database and returns its URL."""
     return _postgres_admin.create
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis (``CAMBIST_TEST_REDIS_URL`` or the local default); see the module doc."""
+    url = os.environ.get("CAMBIST_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_timeout=REDIS_CONNECT_TIMEOUT_S
+    )
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        message = f"Redis not reachable at {_without_password(url)}: {reason}"
+        if _in_ci():
+            pytest.fail(message + " (CI=true: Redis tests must run)", pytrace=False)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return url
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from cambist.accounts.permissions import (
         (errors.EmailTaken, 409, "EMAIL_TAKEN"),
         (errors.InvalidInput, 400, "INVALID_INPUT"),
         (errors.LimitExceeded, 422, "LIMIT_EXCEEDED"),
+        (errors.ServiceUnavailable, 503, "SERVICE_UNAVAILABLE"),
     ],
 )
 def test_error_codes_and_statuses(cls: type[AuthError], status: int, code: str) -> None:

@@ -17,7 +17,9 @@ The gateway maps any ``AuthError`` to ``{"code": e.code, "message": e.message}``
     ├── InvalidInput            400 INVALID_EMAIL | INVALID_PASSWORD | INVALID_PERMISSIONS |
     │                               INVALID_RECV_WINDOW | INVALID_IP_ALLOWLIST | INVALID_LABEL |
     │                               INVALID_ROLES | INVALID_HEADER
-    └── LimitExceeded           422 TOO_MANY_API_KEYS
+    ├── LimitExceeded           422 TOO_MANY_API_KEYS
+    └── ServiceUnavailable      503 SERVICE_UNAVAILABLE (a backing service, e.g. the shared
+                                    replay guard's Redis, cannot answer: refused, not let through)
 """
 
 from __future__ import annotations
@@ -107,3 +109,11 @@ class LimitExceeded(AuthError):
     status = 422
     default_code = "LIMIT_EXCEEDED"
     default_message = "limit exceeded"
+
+
+class ServiceUnavailable(AuthError):
+    # 503: nothing is wrong with the request; a check it needs cannot be made right now, and
+    # such a check fails closed (the request is refused, never waved through). Retry later.
+    status = 503
+    default_code = "SERVICE_UNAVAILABLE"
+    default_message = "the service is temporarily unavailable; retry later"

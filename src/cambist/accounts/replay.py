@@ -1,8 +1,11 @@
 """Memory of recently seen signed requests, so a captured request cannot be sent again.
 
 ``ReplayGuard`` is the port; ``MemoryReplayGuard`` serves one process (embedded mode). With
-several gateway replicas a shared implementation is needed (Redis ``SET key 1 NX PX ttl``
-answers exactly ``first_seen``), otherwise a request replayed to another replica passes.
+several gateway replicas a shared implementation is needed, otherwise a request replayed to
+another replica passes: ``cambist.accounts.replay_redis.RedisReplayGuard`` (Redis
+``SET key 1 NX PX ttl`` answers exactly ``first_seen``; it fails closed with a 503).
+
+An implementation may raise ``ServiceUnavailable`` when it cannot tell: never answer True then.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from typing import Protocol
 
 class ReplayGuard(Protocol):
     def first_seen(self, key: str, ttl_ms: int, now_ms: int) -> bool:
-        """Remember ``key`` for ``ttl_ms``; True the first time, False while remembered."""
+        """Remember ``key`` for ``ttl_ms``; True the first time, False while remembered.
+
+        Raises ``ServiceUnavailable`` (503) when the answer cannot be known.
+        """
         ...
 
 
