@@ -1,4 +1,4 @@
-"""The ``cambist`` command: serve, migrate, admin, verify."""
+"""The ``cambist`` command: serve, engine, gateway, migrate, admin, verify."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,12 +40,16 @@ def main() -> None:
     """Cambist, an open-source cryptocurrency exchange backend."""
 
 
-@main.command()
-@click.option("--host", default=None, help="Address to listen on (default CAMBIST_HOST or 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to listen on (default CAMBIST_PORT or 8000).")
-@click.option("--demo/--no-demo", default=None, help="Run demo liquidity on the default markets.")
-def serve(host: str | None, port: int | None, demo: bool | None) -> None:
-    """Run the embedded exchange: engine and API in one process."""
+def _serve_options(function: Any) -> Any:
+    function = click.option(
+        "--port", type=int, default=None, help="Port to listen on (default CAMBIST_PORT or 8000)."
+    )(function)
+    return click.option(
+        "--host", default=None, help="Address to listen on (default CAMBIST_HOST or 127.0.0.1)."
+    )(function)
+
+
+def _apply_options(host: str | None, port: int | None, demo: bool | None = None) -> Settings:
     if port is not None:
         os.environ["CAMBIST_PORT"] = str(port)
     if host is not None:
@@ -54,25 +59,88 @@ def serve(host: str | None, port: int | None, demo: bool | None) -> None:
     settings = _settings()  # validate before the server starts, with one clear line
     _prepare_data_dir(settings)
     _configure_logging(settings)
+    return settings
+
+
+def _run_granian(target: str, settings: Settings, workers: int = 1) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    Granian(
+        target,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=workers,
+        loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
+        log_access=False,
+    ).serve()
+
+
+@main.command()
+@_serve_options
+@click.option("--demo/--no-demo", default=None, help="Run demo liquidity on the default markets.")
+def serve(host: str | None, port: int | None, demo: bool | None) -> None:
+    """Run the embedded exchange: engine and API in one process."""
+    settings = _apply_options(host, port, demo)
     click.echo(
         f"cambist: serving on http://{settings.host}:{settings.port} (docs at /docs), "
         f"store {_redact(settings.database_url)}, demo {'on' if settings.demo else 'off'}",
         err=True,
     )
     # One worker: the embedded engine is the single writer and lives in this process.
-    Granian(
-        "cambist.api.app:create_app_from_env",
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        factory=True,
-        workers=1,
-        loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
-        log_access=False,
-    ).serve()
+    _run_granian("cambist.api.app:create_app_from_env", settings)
+
+
+@main.command()
+@_serve_options
+@click.option("--demo/--no-demo", default=None, help="Run demo liquidity on the default markets.")
+def engine(host: str | None, port: int | None, demo: bool | None) -> None:
+    """Run the engine alone (distributed mode): commands in and events out over Redis.
+
+    HTTP on CAMBIST_PORT serves only /health, /ready and /metrics.
+    """
+    settings = _apply_options(host, port, demo)
+    _require(settings, redis=True, role="engine")
+    click.echo(
+        f"cambist: engine with store {_redact(settings.database_url)}, redis "
+        f"{_redact(settings.redis_url or '')} namespace {settings.redis_namespace}, "
+        f"probes and metrics on http://{settings.host}:{settings.port}",
+        err=True,
+    )
+    _run_granian("cambist.api.engine_app:create_engine_app_from_env", settings)
+
+
+@main.command()
+@_serve_options
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes.")
+def gateway(host: str | None, port: int | None, workers: int) -> None:
+    """Run an API gateway (distributed mode): REST and WebSocket, the engine reached over Redis."""
+    settings = _apply_options(host, port)
+    _require(settings, redis=True, role="gateway")
+    click.echo(
+        f"cambist: gateway on http://{settings.host}:{settings.port}, store "
+        f"{_redact(settings.database_url)}, redis {_redact(settings.redis_url or '')} "
+        f"namespace {settings.redis_namespace}",
+        err=True,
+    )
+    _run_granian("cambist.api.app:create_gateway_app_from_env", settings, workers)
+
+
+def _require(settings: Settings, *, redis: bool, role: str) -> None:
+    """A role started without a server it needs says which, and exits non-zero."""
+    if redis and not settings.redis_url:
+        click.echo(f"cambist: the {role} needs CAMBIST_REDIS_URL (redis://host:6379/0)", err=True)
+        sys.exit(2)
+    if settings.is_sqlite:
+        # Several processes on one SQLite file work, but the point of the split is a server
+        # database that gateways on other machines reach.
+        click.echo(
+            f"cambist: warning: the {role} runs on SQLite; use PostgreSQL (CAMBIST_DATABASE_URL) "
+            "when processes run on different machines",
+            err=True,
+        )
 
 
 @main.command()

@@ -35,6 +35,7 @@ SECRET_KEY_CHARS_MIN = 32
 DATABASE_URL_PREFIXES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
 REDIS_URL_PREFIXES = ("redis://", "rediss://", "unix://")
 AMQP_URL_PREFIXES = ("amqp://", "amqps://")
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 DAY_S = 86_400
 _VARIABLES = (
@@ -54,6 +55,8 @@ _VARIABLES = (
     "CAMBIST_TRUSTED_PROXIES",
     "CAMBIST_REDIS_URL",
     "CAMBIST_AMQP_URL",
+    "CAMBIST_REDIS_NAMESPACE",
+    "CAMBIST_COMMAND_TIMEOUT_MS",
 )
 
 
@@ -80,6 +83,10 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     redis_url: str | None = None
     amqp_url: str | None = None
+    # Prefix of every Redis key and channel, so deployments can share one Redis server.
+    redis_namespace: str = "cambist"
+    # How long a command may wait for the engine in distributed mode before it is refused.
+    command_timeout_ms: int = 5000
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,6 +150,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_networks(env.get("CAMBIST_TRUSTED_PROXIES")),
         redis_url=env.url("CAMBIST_REDIS_URL", REDIS_URL_PREFIXES),
         amqp_url=env.url("CAMBIST_AMQP_URL", AMQP_URL_PREFIXES),
+        redis_namespace=_namespace(env.get("CAMBIST_REDIS_NAMESPACE") or "cambist"),
+        command_timeout_ms=env.integer("CAMBIST_COMMAND_TIMEOUT_MS", 5000, 100, 60_000),
     )
 
 
@@ -211,6 +220,14 @@ class _Env:
         if raw is not None and not raw.startswith(prefixes):
             raise ConfigError(f"{name} must start with {_alternatives(prefixes)}, got {_redact_url(raw)!r}")
         return raw
+
+
+def _namespace(raw: str) -> str:
+    if not NAMESPACE_RE.fullmatch(raw):
+        raise ConfigError(
+            f"CAMBIST_REDIS_NAMESPACE must be 1-64 letters, digits, '-', '_' or '.', got {raw!r}"
+        )
+    return raw
 
 
 def _host(raw: str) -> str:

@@ -1,12 +1,11 @@
 """Fixtures for the deployment kit: the backends nginx balances over, TLS files, nginx itself.
 
 - ``two_backends`` (module) -- the base URLs (``http://127.0.0.1:<port>``) of two Cambist
-  backends, and ``killable_backends`` (per test) -- the same as a ``Backends`` whose members a
+  gateways, and ``killable_backends`` (per test) -- the same as a ``Backends`` whose members a
   test may kill. Both come from ``running_backends``, the one place that knows what a backend
-  is. FOR NOW: two embedded servers (``cambist serve --no-demo``), each with its own SQLite store,
-  so they share no state (``Backends.shared_state`` is False). When ``cambist engine`` and
-  ``cambist gateway`` exist, ``running_backends`` starts one engine and two gateways on one
-  PostgreSQL + Redis and sets ``shared_state``; the tests need no other change.
+  is: one ``cambist engine`` and two ``cambist gateway`` processes on a fresh PostgreSQL
+  database and their own Redis namespace (``tests/distributed/support.py``), so they share
+  state (``Backends.shared_state``).
 - ``nginx_binary`` (session) -- ``nginx`` on PATH or ``/usr/sbin/nginx``; missing: the tests
   are skipped, or fail under ``CI=true``.
 - ``tls`` (session) -- a CA and a server certificate for 127.0.0.1/localhost made with
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,7 +43,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from e2e.support import ServerProcess, cli, free_port, server_env
+from distributed.support import Cluster
+from e2e.support import ServerProcess, cli, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_DIR = ROOT / "deploy" / "nginx"
@@ -78,34 +79,29 @@ class Backends:
 
 
 @contextlib.contextmanager
-def running_backends(directory: Path, count: int = 2) -> Iterator[Backends]:
-    servers = []
-    for index in range(count):
-        data_dir = directory / f"backend{index}"
-        data_dir.mkdir(parents=True)
-        env = server_env(data_dir)
-        env["CAMBIST_TRUSTED_PROXIES"] = NGINX_ADDRESS
-        servers.append(ServerProcess(env, directory / f"backend{index}.log"))
+def running_backends(directory: Path, database_url: str, redis_url: str) -> Iterator[Backends]:
+    cluster = Cluster(directory, database_url, redis_url, gateways=2)
     try:
-        for server in servers:
-            server.start()
-        for server in servers:
-            server.wait_ready()
-        yield Backends(servers, shared_state=False)
+        cluster.start()
+        yield Backends(cluster.gateways, shared_state=True)
     finally:
-        for server in servers:
-            server.kill()
+        cluster.close()
 
 
 @pytest.fixture(scope="module")
-def two_backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    with running_backends(tmp_path_factory.mktemp("backends")) as backends:
+def two_backends(
+    tmp_path_factory: pytest.TempPathFactory, _postgres_admin: Any, redis_url: str
+) -> Iterator[list[str]]:
+    directory = tmp_path_factory.mktemp("backends")
+    with running_backends(directory, _postgres_admin.create(), redis_url) as backends:
         yield backends.urls
 
 
 @pytest.fixture
-def killable_backends(tmp_path: Path) -> Iterator[Backends]:
-    with running_backends(tmp_path / "backends") as backends:
+def killable_backends(
+    tmp_path: Path, fresh_postgres_url: Callable[[], str], redis_url: str
+) -> Iterator[Backends]:
+    with running_backends(tmp_path / "backends", fresh_postgres_url(), redis_url) as backends:
         yield backends
 
 

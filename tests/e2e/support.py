@@ -56,9 +56,13 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ("serve", "--no-demo")
+    ) -> None:
+        """``command``: the ``cambist`` subcommand and its options (``engine``, ``gateway``...)."""
         self.env = env
         self.log_path = log_path
+        self.command = command
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -73,7 +77,7 @@ class ServerProcess:
             log.write(f"\n--- starting on port {self.port} ---\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cambist.cli", "serve", "--no-demo", "--port", str(self.port)],
+                [sys.executable, "-m", "cambist.cli", *self.command, "--port", str(self.port)],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

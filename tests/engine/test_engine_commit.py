@@ -46,9 +46,11 @@ class RecordingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def write_batch(self, journal: list[JournalItem], changes: Changes) -> None:
+    def write_batch(
+        self, journal: list[JournalItem], changes: Changes, input_position: str | None = None
+    ) -> None:
         time.sleep(self.delay_s)  # a slower disk: more commands wait, batches grow
-        self.inner.write_batch(journal, changes)
+        self.inner.write_batch(journal, changes, input_position)
         self.batch_sizes.append(len(journal))
         self.committed_seqs.update(seq for seq, *_ in journal)
 

@@ -77,13 +77,15 @@ class FlakyStore:
             raise InjectedFailure("the store is down")
         return self.inner.load_snapshot()
 
-    def write_batch(self, journal: list[JournalItem], changes: Changes) -> None:
+    def write_batch(
+        self, journal: list[JournalItem], changes: Changes, input_position: str | None = None
+    ) -> None:
         if self.lose_next_ack:  # committed, but the answer to COMMIT never arrives
             self.lose_next_ack = False
-            self.inner.write_batch(journal, changes)
+            self.inner.write_batch(journal, changes, input_position)
             raise InjectedFailure(LOST_ACK_DETAIL)
         if not self.fail_next_batch:
-            return self.inner.write_batch(journal, changes)
+            return self.inner.write_batch(journal, changes, input_position)
         self.fail_next_batch = False
         if not self.release.is_set():
             self.stalled.set()
@@ -98,7 +100,7 @@ class FlakyStore:
 
         event.listen(self.inner.engine, "before_cursor_execute", hook)
         try:
-            self.inner.write_batch(journal, changes)
+            self.inner.write_batch(journal, changes, input_position)
         finally:
             event.remove(self.inner.engine, "before_cursor_execute", hook)
             self.failed_batches.append([seq for seq, *_ in journal])
@@ -294,12 +296,14 @@ class GatedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def write_batch(self, journal: list[JournalItem], changes: Changes) -> None:
+    def write_batch(
+        self, journal: list[JournalItem], changes: Changes, input_position: str | None = None
+    ) -> None:
         if not self.gate.is_set():
             self.waiting.set()
             if not self.gate.wait(WAIT_S):
                 raise InjectedFailure("the gate was never opened")
-        self.inner.write_batch(journal, changes)
+        self.inner.write_batch(journal, changes, input_position)
 
 
 async def test_a_full_inbox_sheds_load(engines: EngineFactory) -> None:

@@ -30,8 +30,8 @@ class CommitThenRaise:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def write_batch(self, journal: Any, changes: Any) -> None:
-        self.inner.write_batch(journal, changes)
+    def write_batch(self, journal: Any, changes: Any, input_position: str | None = None) -> None:
+        self.inner.write_batch(journal, changes, input_position)
         if self.armed:
             self.armed = False
             raise ConnectionError("connection lost while reading the COMMIT answer")

@@ -76,9 +76,12 @@ async def request_guard(connection: ASGIConnection[Any, Any, Any, Any], handler:
     await strict_body_guard(connection, handler)
 
 
-def create_app(settings: Settings | None = None, *, demo: bool | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, demo: bool | None = None, gateway: bool = False
+) -> Litestar:
+    """The API. ``gateway=True``: the engine is another process, reached over Redis."""
     settings = settings or load_settings()
-    runtime = Runtime(settings, demo=settings.demo if demo is None else demo)
+    runtime = Runtime(settings, demo=settings.demo if demo is None else demo, gateway=gateway)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -135,3 +138,8 @@ def create_app_from_env() -> Litestar:
     """Factory for granian: everything comes from the CAMBIST_* environment."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     return create_app()
+
+
+def create_gateway_app_from_env() -> Litestar:
+    """Factory for granian (``cambist gateway``): the API without an engine of its own."""
+    return create_app(gateway=True)

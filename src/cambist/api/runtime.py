@@ -1,30 +1,28 @@
-"""Everything one gateway process runs, built from the settings and wired together.
+"""Everything one API process runs, built from the settings and wired together.
 
-Embedded (`cambist serve`) the engine runs in the same process and event loop as the API;
-its store writes happen on the engine's own writer thread and the API's reads on a small
-read pool, so neither blocks the event loop.
+Embedded (``cambist serve``) the engine node runs in the same process and event loop as the
+API; its store writes happen on the engine's own writer thread and the API's reads on a small
+read pool, so neither blocks the event loop. As a gateway (``cambist gateway``) the engine is
+another process, reached through ``RedisEngineLink``; everything else is the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import secrets
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from cambist import metrics
+from cambist.accounts.replay import ReplayGuard
 from cambist.accounts.service import AccountService
 from cambist.config import Settings
 from cambist.core.commands import Command
-from cambist.core.events import AssetView
-from cambist.core.exchange import ExchangeCore
-from cambist.core.types import OrderType
-from cambist.defaults import default_commands
-from cambist.engine.engine import CommittedBatch, Engine
+from cambist.engine.engine import Engine
+from cambist.engine.link import EngineLink, LocalEngineLink, MarketState
+from cambist.engine.node import EngineNode
 from cambist.marketdata.hub import MarketDataHub
 from cambist.marketdata.ticker import TickerCache
 from cambist.store import migrate
@@ -35,148 +33,116 @@ from cambist.stream.fanout import StreamHub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEMO_MAKER_EMAIL = "demo-maker@cambist.invalid"
-DEMO_TAKER_EMAIL = "demo-taker@cambist.invalid"
+SCHEMA_WAIT_S = 120.0  # a gateway waits this long for the engine to migrate a new schema
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, demo: bool = False) -> None:
+    def __init__(self, settings: Settings, *, demo: bool = False, gateway: bool = False) -> None:
         self.settings = settings
-        self.demo_enabled = demo
+        self.is_gateway = gateway
         self.db = create_db_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-        # The single writer gets its own connection, without a ping before every batch.
-        self._writer_db = create_db_engine(
-            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=1, pre_ping=False
-        )
-        self.store = TradingStore(self._writer_db)
         self.queries = TradingQueries(self.db)
+        self._replay_guard: ReplayGuard | None = None
+        if gateway:
+            if not settings.redis_url:
+                raise ValueError("a gateway needs CAMBIST_REDIS_URL")
+            from cambist.accounts.replay_redis import RedisReplayGuard
+
+            # Gateways share one memory of signed requests, or a replay to another passes.
+            self._replay_guard = RedisReplayGuard.from_url(
+                settings.redis_url, namespace=settings.redis_namespace
+            )
         self.accounts = AccountService(
             self.db,
             settings.secret_key,
             settings.access_token_ttl_s,
             settings.refresh_token_ttl_s,
             signature_window_ms=settings.signature_window_ms,
+            replay_guard=self._replay_guard,
         )
-        self.engine = Engine(
-            self.store, batch_max=settings.engine_batch_max, inbox_max=settings.engine_inbox_max
-        )
+        self.node: EngineNode | None = None
+        self.link: EngineLink
+        if gateway:
+            from cambist.bus.redis_link import RedisEngineLink
+
+            assert settings.redis_url is not None
+            self.link = RedisEngineLink(
+                settings.redis_url,
+                settings.redis_namespace,
+                TradingStore(self.db),
+                command_timeout_ms=settings.command_timeout_ms,
+            )
+        else:
+            self.node = EngineNode(settings, self.db, demo=demo)
+            self.link = LocalEngineLink(self.node.engine)
         self.hub = MarketDataHub()
         self.stream = StreamHub(self.hub)  # the WebSocket fan-out (cambist.stream)
         self.ws_connections: dict[str | None, int] = {}  # open WebSocket connections per client IP
         self.ticker_cache: TickerCache[Any] = TickerCache()
         self.book_cache: dict[tuple[str, int, int, int, int], Any] = {}  # see routes/market.py orderbook
         self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cambist-read")
-        self._demo_task: asyncio.Task[None] | None = None
-        self._demo: Any = None
-        self.outbox: Any = None  # cambist.bus.export.Outbox when CAMBIST_AMQP_URL is set
         self.started = False
 
+    @property
+    def engine(self) -> Engine:
+        """The in-process engine (embedded only)."""
+        if self.node is None:
+            raise RuntimeError("this gateway's engine runs in another process")
+        return self.node.engine
+
+    @property
+    def outbox(self) -> Any:
+        return self.node.outbox if self.node is not None else None
+
     async def start(self) -> None:
-        await asyncio.to_thread(migrate.upgrade, self.settings.database_url)
-        await self.engine.start()
-        await self._bootstrap_reference_data()
-        self._load_hub(self.engine.core)
-        self.engine.subscribe(self.hub.on_commit)
-        self.engine.on_recovered(self._load_hub)
+        if self.node is not None:
+            await self.node.start()
+        else:
+            await asyncio.to_thread(_wait_for_schema, self.settings.database_url)
+            await self.link.start()
+        self._load_hub(self.link.market_state())
+        self.link.subscribe(self.hub.on_commit)
+        self.link.on_state(self._load_hub)
         # After the hub: the stream reads reference data and depth from it.
         self.stream.load()
-        self.engine.subscribe(self.stream.on_commit)
-        self.engine.on_recovered(self.stream.on_recovered)
-        self.engine.subscribe(_record_metrics(self.engine))
-        if self.settings.amqp_url:
-            await self._start_export(self.settings.amqp_url)
-        if self.demo_enabled:
-            await self._start_demo()
+        self.link.subscribe(self.stream.on_commit)
+        self.link.on_state(self.stream.on_recovered)
         self.started = True
 
-    def _load_hub(self, core: ExchangeCore) -> None:
-        self.hub.reload(
-            [AssetView(asset, scale) for asset, scale in core.assets.items()],
-            [market.view for market in core.markets.values()],
-            [self.engine.depth_snapshot(symbol) for symbol in core.markets],
-        )
+    def _load_hub(self, state: MarketState) -> None:
+        self.hub.reload(state.assets, state.markets, state.depth)
 
     async def stop(self) -> None:
         self.started = False
-        if self._demo is not None:
-            await self._demo.stop()
-        if self._demo_task is not None:
-            self._demo_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._demo_task
-        await self.engine.stop()
-        if self.outbox is not None:
-            # After the engine: nothing more is committed; what is not confirmed yet is
-            # replayed from the store at the next start.
-            await self.outbox.stop()
+        if self.node is not None:
+            await self.node.stop()
+        else:
+            await self.link.stop()
+        if self._replay_guard is not None:
+            self._replay_guard.close()  # type: ignore[attr-defined]
         self._reads.shutdown(wait=False)
         self.db.dispose()
-        self._writer_db.dispose()
 
     async def read(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking store read on the read pool."""
         return await asyncio.get_running_loop().run_in_executor(self._reads, partial(function, *args))
 
     async def execute(self, command: Command) -> Any:
-        return await self.engine.execute(command)
-
-    async def _start_export(self, amqp_url: str) -> None:
-        """Trades, order updates and balance changes to RabbitMQ (``cambist.bus``). The broker
-        being away never stops trading: the outbox retries and catches up from the store."""
-        from cambist.bus.export import MessageBuilder, Outbox
-        from cambist.bus.rabbitmq import RabbitExporter
-        from cambist.store.exports import ExportStore
-
-        self.outbox = Outbox(
-            RabbitExporter(amqp_url),
-            MessageBuilder(lambda: self.hub.assets, lambda: self.hub.markets),
-            ExportStore(self.db, "rabbitmq"),
-        )
-        self.engine.subscribe(self.outbox.on_commit)
-        self.engine.on_recovered(self.outbox.on_recovered)
-        await self.outbox.start()
-
-    async def _bootstrap_reference_data(self) -> None:
-        """A fresh store starts with the default assets and markets, through the journal."""
-        if self.engine.core.assets:
-            return
-        for command in default_commands():
-            outcome = await self.engine.execute(command)
-            if outcome.reject is not None:
-                raise RuntimeError(f"default reference data rejected: {outcome.reject} {outcome.message}")
-
-    async def _start_demo(self) -> None:
-        from cambist.demo.market_maker import DemoLiquidity
-
-        maker = await asyncio.to_thread(self._demo_user, DEMO_MAKER_EMAIL)
-        taker = await asyncio.to_thread(self._demo_user, DEMO_TAKER_EMAIL)
-        self._demo = DemoLiquidity(
-            execute=self.engine.execute,
-            markets=lambda: list(self.hub.markets.values()),
-            assets=lambda: dict(self.hub.assets),
-            maker_account=maker,
-            taker_account=taker,
-        )
-        self._demo_task = asyncio.create_task(self._demo.run(), name="cambist-demo")
-
-    def _demo_user(self, email: str) -> int:
-        # A random password nobody knows: the demo accounts trade only from inside.
-        return self.accounts.create_user(email, secrets.token_urlsafe(24), ["user"])
+        return await self.link.execute(command)
 
 
-def _record_metrics(engine: Engine) -> Callable[[CommittedBatch], None]:
-    def record(batch: CommittedBatch) -> None:
-        metrics.ENGINE_BATCH_SIZE.observe(len(batch.outcomes))
-        metrics.ENGINE_COMMIT_SECONDS.observe(engine.last_commit_ms / 1000)
-        metrics.ENGINE_LAST_SEQ.set(batch.changes.last_seq)
-        metrics.ENGINE_INBOX_DEPTH.set(engine.inbox_depth())
-        for command, outcome in batch.outcomes:
-            kind = type(command).__name__
-            metrics.ENGINE_COMMANDS.labels(kind, outcome.reject.value if outcome.reject else "ok").inc()
-            if outcome.order is not None and outcome.order.created_seq == outcome.seq:
-                metrics.ORDERS.labels(outcome.order.symbol, OrderType(outcome.order.order_type).value).inc()
-        for trade in batch.changes.trades:
-            metrics.TRADES.labels(trade.symbol).inc()
-
-    return record
+def _wait_for_schema(database_url: str) -> None:
+    """The engine migrates; a gateway started beside it waits until the schema is current."""
+    deadline = time.monotonic() + SCHEMA_WAIT_S
+    while True:
+        try:
+            if migrate.is_current(database_url):
+                return
+        except Exception as error:  # the database not up yet either
+            log.info("waiting for the database: %s", error)
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the database schema is not current after {SCHEMA_WAIT_S:.0f} s: run 'cambist migrate' "
+                "or start the engine first"
+            )
+        time.sleep(0.5)

@@ -42,6 +42,10 @@ class EngineOverloaded(EngineUnavailable):
     """The inbox is full: shed load instead of queueing without bound."""
 
 
+class OutcomeUnknown(EngineUnavailable):
+    """A commit failed: the command may or may not have been applied."""
+
+
 UNKNOWN_OUTCOME = (
     "the engine could not confirm this command, which may or may not have been applied: "
     "look it up by its clientOrderId or creditId before sending it again"
@@ -67,6 +71,9 @@ class CommittedBatch:
     outcomes: list[tuple[Command, Outcome]]
     changes: Changes
     depth: dict[str, DepthSnapshot] = field(default_factory=dict)
+    # Sequence number of the batch's first journaled command (its last is ``changes.last_seq``):
+    # a listener in another process detects a missed batch by a gap between the two.
+    first_seq: int = 0
 
 
 Subscriber = Callable[[CommittedBatch], None]
@@ -76,6 +83,9 @@ Subscriber = Callable[[CommittedBatch], None]
 class _Pending:
     command: Command
     future: asyncio.Future[Outcome]
+    # Where the command came from in an outside input (a Redis stream entry id), committed with
+    # the batch: a restarted engine resumes after it, so no entry is ever applied twice.
+    position: str | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +96,7 @@ class _Applied:
     journal: list[tuple[int, int, str, bytes]]
     changes: Changes | None
     depth: dict[str, DepthSnapshot]
+    input_position: str | None = None
 
 
 class Engine:
@@ -114,6 +125,7 @@ class Engine:
         self._client_order_ids: dict[tuple[int, str], int] = {}
         self._credit_ids: set[str] = set()  # likewise for credits: applied once, ever
         self._in_flight: deque[_Applied] = deque()  # applied, not yet committed (at most 2)
+        self._input_position: str | None = None  # see _Pending.position
         # One thread does every store write: the writer is single by construction.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cambist-writer")
         self.commands_applied = 0
@@ -167,6 +179,7 @@ class Engine:
         self._core = core
         self._client_order_ids = recovered.client_order_ids
         self._credit_ids = recovered.credit_ids
+        self._input_position = recovered.input_position
         self._available = True
         log.info("engine recovered at seq %s, state hash %s", core.last_seq, core.state_hash())
 
@@ -174,14 +187,31 @@ class Engine:
 
     async def execute(self, command: Command) -> Outcome:
         """Apply one command; returns after its batch is committed."""
+        return await self.submit(command)
+
+    def submit(self, command: Command, position: str | None = None) -> asyncio.Future[Outcome]:
+        """Queue one command; the future resolves after its batch is committed.
+
+        ``position`` is the command's place in an outside input, committed with its batch
+        (``input_position`` after a restart). Positions must be submitted in increasing order.
+        """
         if not self._available:
             raise EngineUnavailable("the engine is not available")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         try:
-            self._inbox.put_nowait(_Pending(command, future))
+            self._inbox.put_nowait(_Pending(command, future, position))
         except asyncio.QueueFull:
             raise EngineOverloaded("the engine inbox is full") from None
-        return await future
+        return future
+
+    @property
+    def input_position(self) -> str | None:
+        """The outside input position of the last command applied (committed, after a start)."""
+        return self._input_position
+
+    @property
+    def last_seq(self) -> int:
+        return self.core.last_seq
 
     def inbox_depth(self) -> int:
         return self._inbox.qsize()
@@ -208,7 +238,7 @@ class Engine:
             # A failed write may still have committed (the answer to COMMIT can be lost): the
             # caller only learns "unknown", resolved by its clientOrderId or creditId. The
             # store's error stays in the log, not in what clients see.
-            await self._halt(applier, committer, commits, EngineUnavailable(UNKNOWN_OUTCOME))
+            await self._halt(applier, committer, commits, OutcomeUnknown(UNKNOWN_OUTCOME))
             if isinstance(error, InvariantViolation):
                 # A bug: never persist or acknowledge a state that breaks an invariant.
                 log.error("invariant violated; the engine stops: %s", error)
@@ -262,7 +292,11 @@ class Engine:
             if applied.changes is not None:
                 started = time.perf_counter()
                 await loop.run_in_executor(
-                    self._writer, self._store.write_batch, applied.journal, applied.changes
+                    self._writer,
+                    self._store.write_batch,
+                    applied.journal,
+                    applied.changes,
+                    applied.input_position,
                 )
                 self.last_commit_ms = (time.perf_counter() - started) * 1000
                 self.commands_applied += len(applied.journal)
@@ -310,6 +344,8 @@ class Engine:
                 outcomes.append((pending, duplicate))
                 continue
             outcome = core.apply(command, core.last_seq + 1, self._clock_ms())
+            if pending.position is not None:
+                self._input_position = pending.position
             journal.append((outcome.seq, outcome.time, type(command).__name__, encode_command(command)))
             # Remembered at once, not at commit: the next batch is applied before this one
             # commits, and a failed commit rebuilds these maps from the store anyway.
@@ -319,19 +355,22 @@ class Engine:
                 self._credit_ids.add(command.credit_id)
             outcomes.append((pending, outcome))
         if not journal:
-            return _Applied(outcomes, journal, None, {})
+            return _Applied(outcomes, journal, None, {}, self._input_position)
         changes = core.take_changes()
         depth = {symbol: self.depth_snapshot(symbol) for symbol in changes.books_changed}
         self._since_full_check += len(journal)
         if self._since_full_check >= self._full_check_every:
             self._since_full_check = 0
             check_invariants(core)
-        return _Applied(outcomes, journal, changes, depth)
+        return _Applied(outcomes, journal, changes, depth, self._input_position)
 
     def _publish(self, applied: _Applied) -> None:
         assert applied.changes is not None
         committed = CommittedBatch(
-            [(p.command, o) for p, o in applied.outcomes], applied.changes, applied.depth
+            [(p.command, o) for p, o in applied.outcomes],
+            applied.changes,
+            applied.depth,
+            first_seq=applied.journal[0][0],
         )
         for subscriber in self._subscribers:
             try:

@@ -31,10 +31,12 @@ class Recovered:
     core: ExchangeCore
     client_order_ids: dict[tuple[int, str], int]
     credit_ids: set[str]
+    input_position: str | None = None  # see Engine.submit
 
 
 def recover_core(store: TradingStore) -> Recovered:
     snapshot, recorded_hash = store.load_snapshot()
+    input_position = store.load_input_position()
     core = ExchangeCore.restore(snapshot)
     rebuilt_hash = core.compute_state_hash()
     if recorded_hash is not None and rebuilt_hash != recorded_hash:
@@ -46,7 +48,7 @@ def recover_core(store: TradingStore) -> Recovered:
         check_invariants(core)
     except InvariantViolation as violation:
         raise RecoveryError(f"the stored state breaks an invariant: {violation}") from violation
-    return Recovered(core, load_client_order_ids(store), load_credit_ids(store))
+    return Recovered(core, load_client_order_ids(store), load_credit_ids(store), input_position)
 
 
 def load_client_order_ids(store: TradingStore) -> dict[tuple[int, str], int]:

@@ -58,6 +58,17 @@ def current_revision(database_url: str) -> str | None:
         engine.dispose()
 
 
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def is_current(database_url: str) -> bool:
+    """The schema is at the newest revision this code knows."""
+    return current_revision(database_url) == head_revision()
+
+
 def _migration_engine(database_url: str) -> Engine:
     engine = create_db_engine(database_url, pool_size=1)
     if is_sqlite(engine):

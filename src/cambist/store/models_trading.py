@@ -249,6 +249,9 @@ class EngineStateRow(Base):
     next_trade_id: Mapped[int] = mapped_column(BigInteger)
     next_posting_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)  # wall clock of the write, ms
+    # Where the engine is in its outside command input (a Redis stream entry id), committed with
+    # the batch so a restarted engine resumes right after it (migration 0005).
+    input_position: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class KlineRow(Base):

@@ -105,21 +105,25 @@ class TradingStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def write_batch(self, journal: Sequence[JournalItem], changes: Changes) -> None:
+    def write_batch(
+        self, journal: Sequence[JournalItem], changes: Changes, input_position: str | None = None
+    ) -> None:
         """Write the journal and every change of one batch in ONE transaction.
 
         Either all of it commits or none of it does. On failure a SQLAlchemy ``DBAPIError``
         (``IntegrityError`` for a broken constraint) propagates, and the engine must not
         acknowledge any command of the batch.
         """
-        rows = batch_rows(journal, changes)
+        rows = batch_rows(journal, changes, input_position)
         with self._engine.begin() as conn:
             self._writer.write(conn, rows)
 
-    def load_snapshot(self) -> tuple[CoreSnapshot, str | None]:
+    def load_snapshot(self, *, with_balances: bool = True) -> tuple[CoreSnapshot, str | None]:
         """The core state as of the last committed batch, and the state hash recorded then.
 
         An empty store gives an empty snapshot (counters 1, last_seq 0) and ``None``.
+        ``with_balances=False`` leaves balances out, for readers that only need the books
+        (a gateway rebuilding its order-book view): the hash then does not match.
         """
         with self._engine.connect() as conn:
             # One snapshot of the database for every table (PostgreSQL runs each statement
@@ -128,7 +132,14 @@ class TradingStore:
             if not is_sqlite(self._engine):
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                return _read_snapshot(conn)
+                return _read_snapshot(conn, with_balances=with_balances)
+
+    def load_input_position(self) -> str | None:
+        """The input position committed with the last batch (``Engine.submit``), if any."""
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(_engine_state.c.input_position).where(_engine_state.c.id == ENGINE_STATE_ID)
+            ).scalar()
 
     def journal_since(self, seq: int, limit: int) -> Iterator[tuple[int, int, bytes]]:
         """Journaled commands with a sequence number above ``seq``, oldest first, at most ``limit``.
@@ -161,7 +172,9 @@ _UPSERT_KEYS: dict[str, list[str]] = {
 }
 
 
-def batch_rows(journal: Sequence[JournalItem], changes: Changes) -> list[tuple[Table, Params]]:
+def batch_rows(
+    journal: Sequence[JournalItem], changes: Changes, input_position: str | None = None
+) -> list[tuple[Table, Params]]:
     """Every row of a batch, grouped by table in write order; tables without rows are left out.
 
     All rows are built before the transaction opens so it lasts no longer than the SQL.
@@ -176,7 +189,7 @@ def batch_rows(journal: Sequence[JournalItem], changes: Changes) -> list[tuple[T
         (_ledger, _struct_params(changes.ledger)),
         (_balances, _latest(_balance_params(changes.balances, changes.last_seq), "account_id", "asset")),
         (_klines, kline_params(changes.trades)),
-        (_engine_state, [_engine_state_params(changes)]),
+        (_engine_state, [_engine_state_params(changes, input_position)]),
     ]
     return [(table, params) for table, params in steps if params]
 
@@ -398,7 +411,7 @@ def _add_to_kline(row: dict[str, Any], trade: Trade) -> None:
     row["trade_count"] += 1
 
 
-def _engine_state_params(changes: Changes) -> dict[str, Any]:
+def _engine_state_params(changes: Changes, input_position: str | None) -> dict[str, Any]:
     return {
         "id": ENGINE_STATE_ID,
         "last_seq": changes.last_seq,
@@ -408,13 +421,14 @@ def _engine_state_params(changes: Changes) -> dict[str, Any]:
         "next_trade_id": changes.next_trade_id,
         "next_posting_id": changes.next_posting_id,
         "updated_at": int(time.time() * 1000),
+        "input_position": input_position,
     }
 
 
 # -- read side of the engine's own state --------------------------------------------------------
 
 
-def _read_snapshot(conn: Connection) -> tuple[CoreSnapshot, str | None]:
+def _read_snapshot(conn: Connection, *, with_balances: bool = True) -> tuple[CoreSnapshot, str | None]:
     state = conn.execute(select(_engine_state).where(_engine_state.c.id == ENGINE_STATE_ID)).first()
     open_orders = conn.execute(
         select(*_view_columns(_orders, OrderView))
@@ -429,7 +443,11 @@ def _read_snapshot(conn: Connection) -> tuple[CoreSnapshot, str | None]:
         next_posting_id=state.next_posting_id if state else 1,
         assets=_views(conn, _assets, AssetView, _assets.c.asset),
         markets=_views(conn, _markets, MarketView, _markets.c.symbol),
-        balances=_views(conn, _balances, BalanceView, _balances.c.account_id, _balances.c.asset),
+        balances=(
+            _views(conn, _balances, BalanceView, _balances.c.account_id, _balances.c.asset)
+            if with_balances
+            else []
+        ),
         open_orders=[msgspec.convert(row._asdict(), OrderView) for row in open_orders],
     )
     return snapshot, state.state_hash if state else None

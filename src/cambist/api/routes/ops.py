@@ -20,7 +20,7 @@ async def health() -> dict[str, str]:
 @get("/ready", tags=["operations"], summary="Engine caught up and store reachable")
 async def ready(runtime: RuntimeDep) -> Response[dict[str, Any]]:
     problems = []
-    if not runtime.started or not runtime.engine.available:
+    if not runtime.started or not runtime.link.available:
         problems.append("engine not available")
     else:
         try:
@@ -29,7 +29,7 @@ async def ready(runtime: RuntimeDep) -> Response[dict[str, Any]]:
             problems.append(f"store unreachable: {type(error).__name__}")
     if problems:
         return Response({"code": "NOT_READY", "message": "; ".join(problems)}, status_code=503)
-    return Response({"status": "ready", "sequence": runtime.engine.core.last_seq}, status_code=200)
+    return Response({"status": "ready", "sequence": runtime.link.last_seq}, status_code=200)
 
 
 def _ping(runtime: RuntimeDep) -> None:
@@ -39,8 +39,8 @@ def _ping(runtime: RuntimeDep) -> None:
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=MediaType.TEXT)
 async def metrics_endpoint(runtime: RuntimeDep) -> Response[bytes]:
-    metrics.ENGINE_INBOX_DEPTH.set(runtime.engine.inbox_depth())
-    metrics.ENGINE_AVAILABLE.set(1 if runtime.engine.available else 0)
+    metrics.ENGINE_INBOX_DEPTH.set(runtime.link.inbox_depth())
+    metrics.ENGINE_AVAILABLE.set(1 if runtime.link.available else 0)
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
