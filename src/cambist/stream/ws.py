@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import msgspec
@@ -22,6 +23,9 @@ from cambist.api.auth import client_ip
 from cambist.api.runtime import Runtime
 from cambist.stream.connection import CLOSE_POLICY_VIOLATION, Connection
 from cambist.stream.fanout import PRIVATE_CHANNELS, encode
+
+# Where ``cambist.api.app.CambistApp`` keeps the server's own send of a WebSocket.
+RAW_SEND_KEY = "cambist.raw_send"
 
 MAX_SUBSCRIPTIONS = 50  # channels per connection
 MAX_CONNECTIONS_PER_IP = 50
@@ -200,7 +204,7 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
             await asyncio.sleep(PING_INTERVAL_S)
             connection.deliver('{"type":"ping"}')
 
-    writer = asyncio.create_task(connection.write(socket.send_text, close), name="cambist-ws-writer")
+    writer = asyncio.create_task(connection.write(_frame_sender(socket), close), name="cambist-ws-writer")
     ping = asyncio.create_task(pinger(), name="cambist-ws-ping")
     reader = asyncio.create_task(_read(socket, session), name="cambist-ws-reader")
     try:
@@ -218,6 +222,22 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
             counts[ip] = left
         else:
             counts.pop(ip, None)
+
+
+def _frame_sender(socket: WebSocket[Any, Any, Any]) -> Callable[[str], Awaitable[None]]:
+    """Send text frames with the server's own ``send`` when the app kept it (``CambistApp``):
+    the socket is accepted by then, and Litestar's wrappers cost more than the send itself."""
+    raw_send = cast(
+        "Callable[[dict[str, Any]], Awaitable[None]] | None",
+        socket.scope.get(RAW_SEND_KEY),  # type: ignore[call-overload]
+    )
+    if raw_send is None:
+        return socket.send_text
+
+    async def send_frame(frame: str) -> None:
+        await raw_send({"type": "websocket.send", "bytes": None, "text": frame})
+
+    return send_frame
 
 
 async def _read(socket: WebSocket[Any, Any, Any], session: _Session) -> None:
