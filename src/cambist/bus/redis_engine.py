@@ -50,6 +50,7 @@ REPLY_STREAM_TTL_S = 60  # a gateway that went away leaves nothing behind for lo
 EVENTS_QUEUE_MAX = 1000  # batches waiting to be published; beyond it they are dropped
 RECONNECT_DELAY_MAX_S = 2.0
 CLOCK_REFRESH_S = 5.0
+STOP_TIMEOUT_S = 5.0
 
 
 class RedisEngineServer:
@@ -96,9 +97,8 @@ class RedisEngineServer:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
         self._tasks = []
         if self._redis is not None:
             # Gateways see the engine gone at once instead of when the heartbeat expires.

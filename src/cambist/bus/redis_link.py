@@ -46,6 +46,7 @@ COMMAND_STREAM_MAXLEN = 100_000
 SEND_BATCH_MAX = 512
 READ_BLOCK_MS = 1000
 RECONNECT_DELAY_MAX_S = 2.0
+STOP_TIMEOUT_S = 5.0
 
 NOT_APPLIED = {
     wire.ReplyError.EXPIRED: "the engine did not take the command in time; it was not applied",
@@ -129,6 +130,7 @@ class RedisEngineLink:
         self._redis = aioredis.Redis.from_url(self._url, socket_timeout=READ_BLOCK_MS / 1000 + 5)
         # The state first, so the API has markets to serve even while Redis is away.
         await self._reload()
+        await self._poll_status()  # commands are taken from the first moment the engine is there
         ready = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._status_loop(), name="cambist-engine-status"),
@@ -144,9 +146,9 @@ class RedisEngineLink:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: closing a pub/sub connection can hang in redis-py (issue #3941).
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
         self._tasks = []
         for future in self._waiting.values():
             if not future.done():
@@ -157,33 +159,36 @@ class RedisEngineLink:
     # ------------------------------------------------------------------ engine status
 
     async def _status_loop(self) -> None:
-        assert self._redis is not None
         while True:
-            status: wire.EngineStatus | None = None
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.get(self._keys.heartbeat)
-                    pipe.pttl(self._keys.heartbeat)
-                    raw, ttl_ms = await pipe.execute()
-                # The engine rewrites the key every HEARTBEAT_INTERVAL_S: a key that has aged
-                # more than STALE_AFTER_MS belongs to an engine that stopped beating.
-                if raw is not None and ttl_ms > wire.HEARTBEAT_TTL_MS - STALE_AFTER_MS:
-                    status = wire.decode_status(raw)
-            except (RedisError, OSError) as error:
-                log.debug("engine heartbeat unreadable: %s", error)
-            except Exception:  # a heartbeat that does not decode: treat as absent
-                log.exception("engine heartbeat malformed")
-            was_available = self.available
-            if status is not None:
-                previous = self._status
-                self._status, self._status_at = status, self._clock()
-                if previous is not None and previous.instance != status.instance:
-                    log.info("the engine restarted (%s)", status.instance)
-            else:
-                self._status = None
-            if was_available and not self.available:
-                self._fail_waiting()
+            await self._poll_status()
             await asyncio.sleep(STATUS_POLL_S)
+
+    async def _poll_status(self) -> None:
+        assert self._redis is not None
+        status: wire.EngineStatus | None = None
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._keys.heartbeat)
+                pipe.pttl(self._keys.heartbeat)
+                raw, ttl_ms = await pipe.execute()
+            # The engine rewrites the key every HEARTBEAT_INTERVAL_S: a key that has aged
+            # more than STALE_AFTER_MS belongs to an engine that stopped beating.
+            if raw is not None and ttl_ms > wire.HEARTBEAT_TTL_MS - STALE_AFTER_MS:
+                status = wire.decode_status(raw)
+        except (RedisError, OSError) as error:
+            log.debug("engine heartbeat unreadable: %s", error)
+        except Exception:  # a heartbeat that does not decode: treat as absent
+            log.exception("engine heartbeat malformed")
+        was_available = self.available
+        if status is not None:
+            previous = self._status
+            self._status, self._status_at = status, self._clock()
+            if previous is not None and previous.instance != status.instance:
+                log.info("the engine restarted (%s)", status.instance)
+        else:
+            self._status = None
+        if was_available and not self.available:
+            self._fail_waiting()
 
     def _fail_waiting(self) -> None:
         """The engine went away: what it was given may or may not be committed, and waiting

@@ -125,6 +125,7 @@ class Engine:
         self._client_order_ids: dict[tuple[int, str], int] = {}
         self._credit_ids: set[str] = set()  # likewise for credits: applied once, ever
         self._in_flight: deque[_Applied] = deque()  # applied, not yet committed (at most 2)
+        self._writing: _Applied | None = None  # handed to the writer thread, outcome unknown
         self._input_position: str | None = None  # see _Pending.position
         # One thread does every store write: the writer is single by construction.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cambist-writer")
@@ -261,9 +262,13 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for applied in self._in_flight:
+            # A batch already handed to the writer thread may still commit (cancelling the
+            # wait does not stop the thread): its callers cannot be told "not applied".
+            told = OutcomeUnknown(UNKNOWN_OUTCOME) if applied is self._writing else error
             for pending, _ in applied.outcomes:
-                self._fail(pending, error)
+                self._fail(pending, told)
         self._in_flight.clear()
+        self._writing = None
         while not commits.empty():
             commits.get_nowait()
 
@@ -291,6 +296,7 @@ class Engine:
             applied = await commits.get()
             if applied.changes is not None:
                 started = time.perf_counter()
+                self._writing = applied
                 await loop.run_in_executor(
                     self._writer,
                     self._store.write_batch,
@@ -298,6 +304,7 @@ class Engine:
                     applied.changes,
                     applied.input_position,
                 )
+                self._writing = None
                 self.last_commit_ms = (time.perf_counter() - started) * 1000
                 self.commands_applied += len(applied.journal)
                 self.batches_committed += 1

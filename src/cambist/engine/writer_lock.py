@@ -37,6 +37,13 @@ class WriterLock:
 
     def release(self) -> None:
         if self._connection is not None:
+            # Closing a pooled connection only returns it to the pool, lock and all: unlock,
+            # and take the connection out of the pool whatever happens.
+            with contextlib.suppress(Exception):
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+                self._connection.commit()
+            with contextlib.suppress(Exception):
+                self._connection.invalidate()
             with contextlib.suppress(Exception):
                 self._connection.close()
             self._connection = None
