@@ -8,6 +8,8 @@ replicas notice within the record cache's TTL.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -22,6 +24,7 @@ from cambist.accounts.cache import TtlLru
 from cambist.accounts.crypto import SecretBox
 from cambist.accounts.errors import (
     Forbidden,
+    InvalidSignature,
     LimitExceeded,
     NotFound,
     ReplayedRequest,
@@ -184,6 +187,36 @@ class ApiKeys:
             permissions=record.permissions,
             api_key_id=api_key,
         )
+
+    def authenticate_payload(
+        self, api_key: str, payload: bytes, signature: str, client_ip: str | None
+    ) -> Principal:
+        """Check ``signature`` = hex HMAC-SHA256(secret, ``payload``) for a foreign signing rule
+        (the Binance facade signs its own ``totalParams``; its caller checks the timestamp).
+        Raises ``Unauthorized`` for an unknown key, ``InvalidSignature``, ``Forbidden`` for an IP
+        outside the key's allowlist."""
+        if not isinstance(signature, str) or len(signature) != 64:
+            raise InvalidSignature()
+        now = self._clock()
+        record = self._record(api_key, now)
+        if record is None:
+            raise Unauthorized("unknown or revoked API key")
+        expected = hmac.new(record.secret.encode(), payload, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise InvalidSignature()
+        if not ip_allowed(client_ip, record.allowlist):
+            raise Forbidden("this API key may not be used from this IP address", code="IP_NOT_ALLOWED")
+        return Principal(
+            user_id=record.user_id,
+            roles=frozenset({Role.USER}),
+            session_id=None,
+            permissions=record.permissions,
+            api_key_id=api_key,
+        )
+
+    def known(self, api_key: str) -> bool:
+        """The key exists and is usable (for endpoints that take the key without a signature)."""
+        return self._record(api_key, self._clock()) is not None
 
     def _record(self, api_key: str, now: int) -> _KeyRecord | None:
         if not isinstance(api_key, str) or not api_key or len(api_key) > KEY_ID_LENGTH_MAX:

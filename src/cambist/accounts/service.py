@@ -411,6 +411,16 @@ class AccountService:
     def delete_api_key(self, user_id: int, key_id: str) -> None:
         self._api_keys.delete(user_id, key_id)
 
+    def authenticate_payload_signature(
+        self, api_key: str, payload: bytes, signature: str, client_ip: str | None
+    ) -> Principal:
+        """Check an HMAC-SHA256 ``signature`` over ``payload`` made with the key's secret (for
+        the Binance facade, which signs its own way; see ``ApiKeys.authenticate_payload``)."""
+        return self._api_keys.authenticate_payload(api_key, payload, signature, client_ip)
+
+    def api_key_exists(self, api_key: str) -> bool:
+        return self._api_keys.known(api_key)
+
     def authenticate_signed_request(
         self,
         api_key: str,

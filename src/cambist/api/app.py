@@ -24,6 +24,7 @@ from cambist.api.errors import EXCEPTION_HANDLERS
 from cambist.api.routes import account, admin, auth, market, ops, orders
 from cambist.api.runtime import Runtime
 from cambist.api.strict import strict_body_guard
+from cambist.binance import routes as binance_routes
 from cambist.config import Settings, load_settings
 from cambist.stream import ws
 
@@ -125,6 +126,7 @@ def create_app(
             *admin.ROUTES,
             *ops.ROUTES,
             *ws.ROUTES,
+            *binance_routes.routes(),
         ],
         dependencies={"runtime": Provide(provide_runtime), "principal": Provide(authenticate)},
         guards=[request_guard],
