@@ -6,10 +6,26 @@ from typing import Any
 
 from cambist.api.runtime import Runtime
 from cambist.binance import errors
+from cambist.binance.listen_keys import ListenKeys, MemoryListenKeys, RedisListenKeys
 from cambist.binance.symbols import SymbolMap
 from cambist.core.events import MarketView
 
 _SYMBOLS_ATTRIBUTE = "_binance_symbols"
+_LISTEN_KEYS_ATTRIBUTE = "_binance_listen_keys"
+
+
+def listen_keys(runtime: Runtime) -> ListenKeys:
+    """Shared by all gateways through Redis in distributed mode, in memory embedded. Calls
+    block briefly on Redis: run them off the event loop (``runtime.read``)."""
+    keys: ListenKeys | None = getattr(runtime, _LISTEN_KEYS_ATTRIBUTE, None)
+    if keys is None:
+        settings = runtime.settings
+        if runtime.is_gateway and settings.redis_url:
+            keys = RedisListenKeys.from_url(settings.redis_url, settings.redis_namespace)
+        else:
+            keys = MemoryListenKeys()
+        setattr(runtime, _LISTEN_KEYS_ATTRIBUTE, keys)
+    return keys
 
 
 def symbols(runtime: Runtime) -> SymbolMap:
