@@ -44,6 +44,7 @@ STALE_AFTER_MS = 1500  # three missed heartbeats
 REPLY_GRACE_MS = 2000  # on top of the command timeout: the engine's reply on its way
 COMMAND_STREAM_MAXLEN = 100_000
 SEND_BATCH_MAX = 512
+IN_FLIGHT_MAX = 10_000  # commands sent or waiting to be sent; beyond it callers get 503
 READ_BLOCK_MS = 1000
 RECONNECT_DELAY_MAX_S = 2.0
 STOP_TIMEOUT_S = 5.0
@@ -114,6 +115,8 @@ class RedisEngineLink:
     async def execute(self, command: Command) -> Outcome:
         if not self.available:
             raise EngineUnavailable("the engine is not available")
+        if len(self._waiting) >= IN_FLIGHT_MAX:
+            raise EngineOverloaded("too many commands in flight from this gateway")
         request_id = next(self._request_ids)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
