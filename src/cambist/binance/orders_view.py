@@ -34,10 +34,21 @@ STP_TO_BINANCE: dict[SelfTradePrevention, str] = {
 }
 
 
+# By value, so conditional types (issue 6) print right as soon as the core has them.
+TYPE_NAMES: dict[str, str] = {
+    "limit": "LIMIT",
+    "market": "MARKET",
+    "stop_market": "STOP_LOSS",
+    "stop_limit": "STOP_LOSS_LIMIT",
+    "take_profit_market": "TAKE_PROFIT",
+    "take_profit_limit": "TAKE_PROFIT_LIMIT",
+}
+
+
 def order_type(order: OrderView) -> str:
-    if order.order_type is OrderType.MARKET:
-        return "MARKET"
-    return "LIMIT_MAKER" if order.post_only else "LIMIT"
+    if order.order_type is OrderType.LIMIT and order.post_only:
+        return "LIMIT_MAKER"
+    return TYPE_NAMES.get(order.order_type.value, order.order_type.value.upper())
 
 
 def time_in_force(order: OrderView) -> str:

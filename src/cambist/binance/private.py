@@ -282,11 +282,8 @@ async def _find_order(runtime: Runtime, signed: Signed, market: MarketView) -> O
         if order is not None and client_id is not None and order.client_order_id != client_id:
             return None
     else:
-        assert client_id is not None
-        # The open order with this id first: client ids are unique among open orders only.
-        order = await _open_order_by_client_id(runtime, signed.user_id, market, client_id)
-        if order is None:
-            order = await runtime.read(runtime.queries.get_order_by_client_id, signed.user_id, client_id)
+        # The engine never lets an account use a clientOrderId twice: at most one order has it.
+        order = await runtime.read(runtime.queries.get_order_by_client_id, signed.user_id, client_id)
     if order is None or order.symbol != market.symbol:
         return None
     return order
@@ -296,15 +293,6 @@ async def _open_orders(runtime: Runtime, user_id: int, symbol: str | None) -> li
     """Every open order (an account holds at most 1000, one page), oldest first."""
     orders, _ = await runtime.read(runtime.queries.list_orders, user_id, symbol, "open", MAX_LIMIT)
     return sorted(orders, key=lambda order: order.order_id)
-
-
-async def _open_order_by_client_id(
-    runtime: Runtime, user_id: int, market: MarketView, client_id: str
-) -> OrderView | None:
-    for order in await _open_orders(runtime, user_id, market.symbol):
-        if order.client_order_id == client_id:
-            return order
-    return None
 
 
 @get("/order", summary="Query order (signed, READ)")
