@@ -33,7 +33,6 @@ DEPTH_DEFAULT, DEPTH_MAX = 100, 5000
 TRADES_DEFAULT, TRADES_MAX = 500, 1000
 KLINES_DEFAULT, KLINES_MAX = 500, 1000
 AGG_TRADES_WINDOW_MS = 3_600_000  # Binance: at most one hour between startTime and endTime
-DAY_MS = 86_400_000
 DEPTH_CACHE_MAX = 256
 
 # Binance's kline intervals; Cambist keeps the ones in KLINE_INTERVALS_MS, the others are -1120.
@@ -274,7 +273,8 @@ def _ticker_cache(runtime: Runtime) -> TickerCache[TickerInputs]:
 
 def _ticker_reads(runtime: Runtime, symbol: str, now: int) -> TickerInputs:
     window = runtime.queries.ticker_window(symbol, now)
-    since = window.open_time if window is not None else now - DAY_MS
+    # firstId: the first trade of the window's first bucket (none to look for without a window)
+    since = window.open_time if window is not None else None
     first_id, last = reads.window_trades(runtime.db, symbol, since)
     return window, first_id, last
 

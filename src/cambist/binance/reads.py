@@ -99,12 +99,12 @@ def _trade(row: Any) -> Trade:
     return msgspec.convert(row._asdict(), Trade)
 
 
-def window_trades(engine: Engine, symbol: str, since_ms: int) -> tuple[int | None, Trade | None]:
+def window_trades(engine: Engine, symbol: str, since_ms: int | None) -> tuple[int | None, Trade | None]:
     """For a 24 h ticker: the id of the first trade at or after ``since_ms`` (None when there
-    is none) and the last trade of ``symbol`` (None when it never traded)."""
+    is none, or no ``since_ms``) and the last trade of ``symbol`` (None when it never traded)."""
     t = _trades.c
     with engine.connect() as conn:
-        first = _first_at_or_after(conn, symbol, since_ms)
+        first = None if since_ms is None else _first_at_or_after(conn, symbol, since_ms)
         row = conn.execute(
             select(_trades).where(t.symbol == symbol).order_by(t.trade_id.desc()).limit(1)
         ).first()
