@@ -87,7 +87,8 @@ def order_body(order: OrderView, s: Scales) -> dict[str, Any]:
         "timeInForce": time_in_force(order),
         "type": order_type(order),
         "side": "BUY" if order.side is Side.BUY else "SELL",
-        "stopPrice": fmt(0, s.quote),
+        # getattr: conditional orders (issue 6) bring ``stop_price``; others print zero.
+        "stopPrice": fmt(getattr(order, "stop_price", None) or 0, s.quote),
         "icebergQty": fmt(0, s.base),
         "time": order.created_at,
         "updateTime": order.updated_at,
