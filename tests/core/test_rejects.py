@@ -54,6 +54,16 @@ def market(side: Side = BUY, **kw: object) -> PlaceOrder:
     return PlaceOrder(1, SYMBOL, side, MARKET, **kw)  # type: ignore[arg-type]
 
 
+def stop(order_type: OrderType = OrderType.STOP_LIMIT, side: Side = SELL, **kw: object) -> PlaceOrder:
+    """A conditional order of account 1 (1 BTC, 5500 USDT available); no trade has printed yet."""
+    fields: dict[str, object] = {"quantity": Q, "price": 40_000 * 10**8, "stop_price": 41_000 * 10**8}
+    fields.update(kw)
+    return PlaceOrder(1, SYMBOL, side, order_type, **fields)  # type: ignore[arg-type]
+
+
+STOP_MARKET, TP_MARKET = OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET
+
+
 def upsert(**kw: object) -> UpsertMarket:
     return market_command(8, **kw)
 
@@ -90,6 +100,38 @@ CASES: list[tuple[str, Command, RejectCode]] = [
     ("post-only would take", limit(price=51_000 * 10**8, post_only=True), R.POST_ONLY_WOULD_TAKE),
     ("limit buy without quote", limit(quantity=10**9, price=49_000 * 10**8), R.INSUFFICIENT_FUNDS),
     ("limit sell without base", limit(SELL, quantity=2 * 10**8, price=60_000 * 10**8), R.INSUFFICIENT_FUNDS),
+    # --------------------------------------------------------------- conditional orders
+    ("stop without stop price", stop(stop_price=None), R.INVALID_PRICE),
+    ("stop price zero", stop(stop_price=0), R.INVALID_PRICE),
+    ("stop price off tick", stop(stop_price=41_000 * 10**8 + 1), R.INVALID_PRICE),
+    ("stop price too large", stop(stop_price=MAX_UNITS), R.INVALID_PRICE),
+    ("stop post-only", stop(post_only=True), R.INVALID_ORDER),
+    ("stop-limit without price", stop(price=None), R.INVALID_PRICE),
+    ("stop-limit off lot", stop(quantity=Q + 1), R.INVALID_QUANTITY),
+    ("stop-limit sell without base", stop(quantity=2 * 10**8), R.INSUFFICIENT_FUNDS),
+    ("stop-market with price", stop(STOP_MARKET), R.INVALID_ORDER),
+    ("stop-market FOK", stop(STOP_MARKET, price=None, time_in_force=TimeInForce.FOK), R.INVALID_ORDER),
+    (
+        "stop-market sell by quote",
+        stop(STOP_MARKET, price=None, quantity=None, quote_quantity=P),
+        R.INVALID_ORDER,
+    ),
+    (
+        "stop-market buy by quantity",
+        stop(STOP_MARKET, BUY, price=None, stop_price=60_000 * 10**8),
+        R.INVALID_ORDER,
+    ),
+    (
+        "take-profit buy without quote",
+        stop(TP_MARKET, BUY, price=None, quantity=None, quote_quantity=10**13),
+        R.INSUFFICIENT_FUNDS,
+    ),
+    (
+        "take-profit below min notional",
+        stop(TP_MARKET, BUY, price=None, quantity=None, quote_quantity=10**8),
+        R.BELOW_MIN_NOTIONAL,
+    ),
+    ("stop price on a plain limit", limit(stop_price=P), R.INVALID_ORDER),
     # --------------------------------------------------------------- market orders
     ("market with price", market(quantity=Q, price=P), R.INVALID_ORDER),
     ("market post-only", market(quantity=Q, post_only=True), R.INVALID_ORDER),
@@ -193,6 +235,7 @@ def test_every_reject_code_except_halted_and_open_order_limit_is_covered_above()
         R.MARKET_HALTED,
         R.TOO_MANY_OPEN_ORDERS,
         R.DUPLICATE_CREDIT_ID,
+        R.STOP_WOULD_TRIGGER,  # needs a last trade price: tests/core/test_conditional.py
     }
     assert covered == set(RejectCode)
 

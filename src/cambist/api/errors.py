@@ -51,6 +51,7 @@ REJECT_STATUS: dict[RejectCode, int] = {
     RejectCode.BELOW_MIN_NOTIONAL: 400,
     RejectCode.INSUFFICIENT_FUNDS: 422,
     RejectCode.POST_ONLY_WOULD_TAKE: 422,
+    RejectCode.STOP_WOULD_TRIGGER: 422,
     RejectCode.ORDER_NOT_FOUND: 404,
     RejectCode.DUPLICATE_CLIENT_ORDER_ID: 409,
     RejectCode.INVALID_ASSET: 400,

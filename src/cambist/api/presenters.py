@@ -104,6 +104,7 @@ def order_body(
         self_trade_prevention=order.self_trade_prevention.value,
         status=order.status.value,
         price=fmt_optional(order.price, quote_scale),
+        stop_price=fmt_optional(order.stop_price, quote_scale),
         quantity=fmt_optional(order.quantity, base_scale),
         quote_quantity=fmt_optional(order.quote_quantity, quote_scale),
         filled_quantity=fmt(order.filled_quantity, base_scale),

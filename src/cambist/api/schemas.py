@@ -105,6 +105,7 @@ class PlaceOrderRequest(Request, frozen=True):
     post_only: bool = False
     client_order_id: str | None = None
     self_trade_prevention: StpName | None = None
+    stop_price: str | None = None  # stop and take-profit orders: the trigger price
 
 
 class FillResponse(Response, frozen=True):
@@ -128,6 +129,7 @@ class OrderResponse(Response, frozen=True):
     self_trade_prevention: str
     status: str
     price: str | None
+    stop_price: str | None
     quantity: str | None
     quote_quantity: str | None
     filled_quantity: str

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from cambist.core.exchange import ExchangeCore, InvariantViolation
 from cambist.core.numbers import POW10
-from cambist.core.types import EXTERNAL_ACCOUNT, OrderType, Side, TimeInForce
+from cambist.core.types import (
+    EXTERNAL_ACCOUNT,
+    PRICED_TYPES,
+    OrderStatus,
+    Side,
+    TimeInForce,
+    triggers_on_rise,
+)
 
 
 def check_invariants(core: ExchangeCore) -> None:
@@ -74,7 +81,7 @@ def _check_books(core: ExchangeCore) -> None:
                         raise InvariantViolation(f"order {order.order_id} on the wrong level")
                     if (order.side is Side.BUY) != (side_name == "bid"):
                         raise InvariantViolation(f"order {order.order_id} on the wrong side")
-                    if order.order_type is not OrderType.LIMIT or order.time_in_force is not TimeInForce.GTC:
+                    if order.order_type not in PRICED_TYPES or order.time_in_force is not TimeInForce.GTC:
                         raise InvariantViolation(f"order {order.order_id} may not rest")
                     view = market.view
                     if order.price % view.tick_size or (order.quantity or 0) % view.lot_size:
@@ -91,8 +98,30 @@ def _check_books(core: ExchangeCore) -> None:
         bid, ask = market.book.bids.best_price(), market.book.asks.best_price()
         if bid is not None and ask is not None and bid >= ask:
             raise InvariantViolation(f"{symbol} book crossed: {bid} >= {ask}")
-    if on_books != set(core.orders):
+    waiting = _check_untriggered(core)
+    if on_books | waiting != set(core.orders) or on_books & waiting:
         raise InvariantViolation("open orders and book contents differ")
     for order in core.orders.values():
         if order.quantity is not None and order.filled_quantity + order.remaining != order.quantity:
             raise InvariantViolation(f"order {order.order_id}: filled + remaining != quantity")
+
+
+def _check_untriggered(core: ExchangeCore) -> set[int]:
+    """Untriggered orders wait in exactly one trigger list of their market, the one their
+    type and side call for, under their stop price; nothing else waits there."""
+    waiting: set[int] = set()
+    for symbol, market in core.markets.items():
+        for rises, entries in ((True, market.on_rise), (False, market.on_fall)):
+            for stop, order_id in entries:
+                order = core.orders.get(order_id)
+                if order is None or order.status is not OrderStatus.UNTRIGGERED or order.symbol != symbol:
+                    raise InvariantViolation(f"{symbol} waits for order {order_id}, which is not untriggered")
+                if order.stop_price != stop or triggers_on_rise(order.order_type, order.side) != rises:
+                    raise InvariantViolation(f"order {order_id} waits under the wrong stop or direction")
+                if order_id in waiting:
+                    raise InvariantViolation(f"order {order_id} waits twice")
+                waiting.add(order_id)
+    for order in core.orders.values():
+        if order.status is OrderStatus.UNTRIGGERED and order.order_id not in waiting:
+            raise InvariantViolation(f"untriggered order {order.order_id} waits nowhere")
+    return waiting

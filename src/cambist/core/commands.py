@@ -81,6 +81,7 @@ class PlaceOrder(Command, frozen=True, tag="place_order"):
     post_only: bool = False
     client_order_id: str | None = None
     self_trade_prevention: SelfTradePrevention | None = None
+    stop_price: int | None = None  # conditional order types only
 
 
 class CancelOrder(Command, frozen=True, tag="cancel_order"):

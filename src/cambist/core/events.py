@@ -69,6 +69,7 @@ class OrderView(msgspec.Struct, frozen=True):
     updated_at: int
     created_seq: int
     updated_seq: int
+    stop_price: int | None = None  # conditional orders (``OrderType.CONDITIONAL``) only
 
 
 class Trade(msgspec.Struct, frozen=True):
@@ -168,3 +169,6 @@ class CoreSnapshot(msgspec.Struct):
     markets: list[MarketView]
     balances: list[BalanceView]
     open_orders: list[OrderView]
+    # Each market's last trade price: a new conditional order is checked against it. Derived
+    # from the trades (the store reads the last one per market), so not part of the hash.
+    last_prices: dict[str, int] = {}

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+from sortedcontainers import SortedList
+
 from cambist.core.book import BookSide, OrderBook
 from cambist.core.commands import (
     AddAsset,
@@ -40,6 +42,7 @@ from cambist.core.numbers import MAX_SCALE, MAX_UNITS, POW10, fee_for
 from cambist.core.orders import Order
 from cambist.core.statehash import StateHasher, asset_key, balance_key, market_key
 from cambist.core.types import (
+    CONDITIONAL_TYPES,
     EXTERNAL_ACCOUNT,
     FEE_ACCOUNT,
     SYSTEM_ACCOUNTS,
@@ -51,6 +54,7 @@ from cambist.core.types import (
     SelfTradePrevention,
     Side,
     TimeInForce,
+    triggers_on_rise,
 )
 
 ASSET_RE = re.compile(r"^[A-Z0-9]{2,12}$")
@@ -58,6 +62,7 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 MAX_FEE_PPM = 100_000  # 10 %: anything above is a typo, not a fee schedule
 MAX_OPEN_ORDERS_PER_ACCOUNT = 1_000
+LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 
 
 class _Stop(Enum):
@@ -87,6 +92,11 @@ class Market:
     view: MarketView
     base_scale: int
     book: OrderBook = field(default_factory=OrderBook)
+    last_price: int | None = None  # of the last trade: a new conditional order is checked against it
+    # Untriggered conditional orders as (stop_price, order_id): those that act when a trade
+    # prints at or above their stop, and those that act at or below it.
+    on_rise: SortedList = field(default_factory=SortedList)
+    on_fall: SortedList = field(default_factory=SortedList)
 
     @property
     def base_unit(self) -> int:
@@ -218,8 +228,14 @@ class ExchangeCore:
                 core._hasher.set(balance_key(*key), (balance.available, balance.locked))
         for view in sorted(snapshot.open_orders, key=lambda o: (o.priority, o.order_id)):
             order = Order.from_view(view)
-            core._rest(order, core.markets[order.symbol])
+            if order.status is OrderStatus.UNTRIGGERED:
+                core._park(order, core.markets[order.symbol])
+            else:
+                core._rest(order, core.markets[order.symbol])
             core._hasher.set(order.order_id, order.hash_key())
+        for symbol, price in snapshot.last_prices.items():
+            if symbol in core.markets:
+                core.markets[symbol].last_price = price
         core.last_seq = snapshot.last_seq
         core.last_time = snapshot.last_time
         core.next_order_id = snapshot.next_order_id
@@ -239,6 +255,9 @@ class ExchangeCore:
             markets=[m.view for _, m in sorted(self.markets.items())],
             balances=[self._balance_view(key) for key in sorted(self.balances)],
             open_orders=[o.view() for o in sorted(self.orders.values(), key=lambda o: o.priority)],
+            last_prices={
+                s: m.last_price for s, m in sorted(self.markets.items()) if m.last_price is not None
+            },
         )
 
     def balance(self, account_id: int, asset: str) -> BalanceView:
@@ -312,10 +331,12 @@ class ExchangeCore:
             if (existing.view.base_asset, existing.view.quote_asset) != (cmd.base_asset, cmd.quote_asset):
                 raise Rejected(RejectCode.INVALID_MARKET, "a market's base and quote assets never change")
             grid_changed = (existing.view.tick_size, existing.view.lot_size) != (cmd.tick_size, cmd.lot_size)
-            if grid_changed and (existing.book.bids.levels or existing.book.asks.levels):
-                # Resting orders would be left off the new grid: halt and cancel them first.
+            waiting = existing.on_rise or existing.on_fall
+            if grid_changed and (existing.book.bids.levels or existing.book.asks.levels or waiting):
+                # Open orders would be left off the new grid: halt and cancel them first.
                 raise Rejected(
-                    RejectCode.INVALID_MARKET, "tick and lot size can only change while the book is empty"
+                    RejectCode.INVALID_MARKET,
+                    "tick and lot size can only change while the market has no open orders",
                 )
             existing.view = view
         self._hasher.set(market_key(cmd.symbol), view)
@@ -412,6 +433,10 @@ class ExchangeCore:
                 RejectCode.TOO_MANY_OPEN_ORDERS, f"at most {MAX_OPEN_ORDERS_PER_ACCOUNT} open orders"
             )
         stp = cmd.self_trade_prevention or view.self_trade_prevention
+        if cmd.order_type in CONDITIONAL_TYPES:
+            return self._place_conditional(cmd, market, stp, seq, time)
+        if cmd.stop_price is not None:
+            raise Rejected(RejectCode.INVALID_ORDER, "stopPrice is only for stop and take-profit orders")
         if cmd.order_type is OrderType.LIMIT:
             hold = self._validate_limit(cmd, market)
             tif = cmd.time_in_force
@@ -423,7 +448,78 @@ class ExchangeCore:
         if hold > self._available(cmd.account_id, hold_asset):
             raise Rejected(RejectCode.INSUFFICIENT_FUNDS, f"insufficient {hold_asset} available")
         fill_or_kill_fails = tif is TimeInForce.FOK and not self._fok_fillable(cmd, market, stp)
-        return self._accept(cmd, market, stp, tif, hold, hold_asset, fill_or_kill_fails, seq, time)
+        order = self._new_order(cmd, market, stp, tif, hold_asset, seq, time)
+        self._run(order, market, hold, fill_or_kill_fails, seq, time)
+        self._run_triggers(seq, time)
+        return self._order_outcome(order, seq, time)
+
+    def _place_conditional(
+        self, cmd: PlaceOrder, market: Market, stp: SelfTradePrevention, seq: int, time: int
+    ) -> Outcome:
+        """A stop or take-profit waits, untriggered and with its funds held, until a trade
+        prints at or through its stop price (``_run_triggers``)."""
+        view = market.view
+        stop = cmd.stop_price
+        if stop is None:
+            raise Rejected(RejectCode.INVALID_PRICE, "a stop or take-profit order needs a stopPrice")
+        if not 0 < stop < MAX_UNITS or stop % view.tick_size:
+            raise Rejected(RejectCode.INVALID_PRICE, "stopPrice must be positive and on the tick size")
+        if cmd.post_only:
+            raise Rejected(RejectCode.INVALID_ORDER, "stop and take-profit orders cannot be postOnly")
+        on_rise = triggers_on_rise(cmd.order_type, cmd.side)
+        last = market.last_price
+        if last is not None and (last >= stop if on_rise else last <= stop):
+            direction = "at or below" if on_rise else "at or above"
+            raise Rejected(
+                RejectCode.STOP_WOULD_TRIGGER,
+                f"the stop price would trigger immediately: it must be {'above' if on_rise else 'below'} "
+                f"the last price (the last trade was {direction} it)",
+            )
+        if cmd.order_type in LIMIT_TYPES:
+            hold = self._validate_limit(cmd, market)
+            tif = cmd.time_in_force
+        else:
+            hold = self._validate_conditional_market(cmd, market)
+            tif = TimeInForce.IOC
+        hold_asset = view.quote_asset if cmd.side is Side.BUY else view.base_asset
+        if hold > self._available(cmd.account_id, hold_asset):
+            raise Rejected(RejectCode.INSUFFICIENT_FUNDS, f"insufficient {hold_asset} available")
+        order = self._new_order(
+            cmd, market, stp, tif, hold_asset, seq, time, status=OrderStatus.UNTRIGGERED, stop_price=stop
+        )
+        self._touch_order(order)
+        self._move_hold(order, hold, seq, time)
+        self._park(order, market)
+        return self._order_outcome(order, seq, time)
+
+    def _validate_conditional_market(self, cmd: PlaceOrder, market: Market) -> int:
+        """What a stop or take-profit market order holds. Its fill price is unknown until it
+        acts, so a sell is sized by quantity and a buy by the quote amount it may spend."""
+        view = market.view
+        if cmd.price is not None:
+            raise Rejected(RejectCode.INVALID_ORDER, "a stop or take-profit market order has no price")
+        if cmd.time_in_force is TimeInForce.FOK:
+            raise Rejected(RejectCode.INVALID_ORDER, "FOK is for stop-limit and take-profit-limit orders")
+        if cmd.side is Side.SELL:
+            if cmd.quantity is None or cmd.quote_quantity is not None:
+                raise Rejected(
+                    RejectCode.INVALID_ORDER, "a stop or take-profit market sell is sized by quantity"
+                )
+            self._check_quantity(cmd.quantity, view)
+            return cmd.quantity
+        if cmd.quote_quantity is None or cmd.quantity is not None:
+            raise Rejected(
+                RejectCode.INVALID_ORDER,
+                "a stop or take-profit market buy is sized by quoteQuantity (held until it acts); "
+                "use a stop-limit to buy a quantity",
+            )
+        if not 0 < cmd.quote_quantity < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "quoteQuantity must be positive")
+        if cmd.quote_quantity < view.min_notional:
+            raise Rejected(
+                RejectCode.BELOW_MIN_NOTIONAL, "quoteQuantity is below the market's minimum notional"
+            )
+        return cmd.quote_quantity
 
     def _validate_limit(self, cmd: PlaceOrder, market: Market) -> int:
         view = market.view
@@ -557,18 +653,19 @@ class ExchangeCore:
 
     # ------------------------------------------------------------------ orders: execution
 
-    def _accept(
+    def _new_order(
         self,
         cmd: PlaceOrder,
         market: Market,
         stp: SelfTradePrevention,
         tif: TimeInForce,
-        hold: int,
         hold_asset: str,
-        kill: bool,
         seq: int,
         time: int,
-    ) -> Outcome:
+        *,
+        status: OrderStatus = OrderStatus.NEW,
+        stop_price: int | None = None,
+    ) -> Order:
         view = market.view
         order = Order(
             order_id=self.next_order_id,
@@ -587,18 +684,26 @@ class ExchangeCore:
             hold_asset=hold_asset,
             seq=seq,
             time=time,
+            status=status,
+            stop_price=stop_price,
         )
         self.next_order_id += 1
+        return order
+
+    def _run(self, order: Order, market: Market, hold: int, kill: bool, seq: int, time: int) -> None:
+        """Take liquidity, then rest, expire or finish: a new order, or a conditional one that
+        just triggered (which holds its funds already: ``hold`` is then 0)."""
         self._touch_order(order)
         if kill:
-            # FOK that cannot fill completely: nothing trades, nothing is held.
+            # FOK that cannot fill completely: nothing trades, nothing stays held.
             order.transition(OrderStatus.EXPIRED, seq, time)
-            return self._order_outcome(order, seq, time)
+            self._release_hold(order, seq, time)
+            return
         if hold:
             # A market buy that can afford nothing still goes through matching, so self-trade
             # prevention treats its own resting orders the same way as for any other order.
             self._move_hold(order, hold, seq, time)
-        stop = self._match(order, market, stp, seq, time)
+        stop = self._match(order, market, order.self_trade_prevention, seq, time)
         if order.is_open:
             spent = order.quote_quantity is not None and order.quote_filled == order.quote_quantity
             if (stop is _Stop.BUDGET or spent) and order.filled_quantity:
@@ -606,18 +711,80 @@ class ExchangeCore:
                 order.transition(OrderStatus.FILLED, seq, time)
             elif (
                 stop is _Stop.BOOK
-                and order.order_type is OrderType.LIMIT
+                and order.order_type in LIMIT_TYPES
                 and order.time_in_force is TimeInForce.GTC
             ):
                 self._release_price_improvement(order, market, seq, time)
                 self._rest(order, market)
                 self._books_changed.add(order.symbol)
-                return self._order_outcome(order, seq, time)
+                return
             else:
                 # IOC/FOK/market remainder, or self-trade prevention stopped the taker.
                 order.transition(OrderStatus.EXPIRED, seq, time)
             self._release_hold(order, seq, time)
-        return self._order_outcome(order, seq, time)
+
+    # ------------------------------------------------------------------ conditional orders
+
+    def _park(self, order: Order, market: Market) -> None:
+        """An untriggered order: open and holding its funds, but off the book."""
+        assert order.stop_price is not None
+        self._register(order)
+        waiting = market.on_rise if triggers_on_rise(order.order_type, order.side) else market.on_fall
+        waiting.add((order.stop_price, order.order_id))
+
+    def _unpark(self, order: Order, market: Market) -> None:
+        assert order.stop_price is not None
+        waiting = market.on_rise if triggers_on_rise(order.order_type, order.side) else market.on_fall
+        waiting.remove((order.stop_price, order.order_id))
+
+    def _run_triggers(self, seq: int, time: int) -> None:
+        """Trigger the conditional orders the command's trades reached, and then those that the
+        triggered orders' own trades reach, until no new trade reaches another one.
+
+        The trades of a round give each market a price range: every order waiting for a rise
+        to a stop at or below the range's top triggers, and every order waiting for a fall to
+        a stop at or above its bottom, so a trade that jumps over a stop triggers it too. The
+        orders of one round act in the order they were placed (priority, then order id), each
+        as a new taker at that moment. Each order triggers at most once: the loop ends.
+        """
+        trades = self._scope.trades
+        checked = 0
+        while checked < len(trades):
+            ranges: dict[str, tuple[int, int]] = {}
+            for trade in trades[checked:]:
+                low, high = ranges.get(trade.symbol, (trade.price, trade.price))
+                ranges[trade.symbol] = (min(low, trade.price), max(high, trade.price))
+            checked = len(trades)
+            due: list[Order] = []
+            for symbol in sorted(ranges):
+                market = self.markets[symbol]
+                if not (market.on_rise or market.on_fall):
+                    continue
+                low, high = ranges[symbol]
+                due.extend(self.orders[oid] for _, oid in market.on_rise.irange(maximum=(high, MAX_UNITS)))
+                due.extend(self.orders[oid] for _, oid in market.on_fall.irange(minimum=(low, 0)))
+            due.sort(key=lambda o: (o.priority, o.order_id))
+            for order in due:
+                self._trigger(order, self.markets[order.symbol], seq, time)
+
+    def _trigger(self, order: Order, market: Market, seq: int, time: int) -> None:
+        """The order acts now, as a new taker keeping its id, its place in time and its hold."""
+        self._unpark(order, market)
+        self._forget(order)  # registered again by _rest if it comes to rest
+        order.transition(OrderStatus.NEW, seq, time)
+        kill = False
+        if order.time_in_force is TimeInForce.FOK:
+            assert order.quantity is not None
+            _, base = self._walk(
+                market,
+                order.side,
+                order.account_id,
+                order.self_trade_prevention,
+                quantity=order.quantity,
+                limit_price=order.price,
+            )
+            kill = base < order.quantity
+        self._run(order, market, 0, kill, seq, time)
 
     def _release_price_improvement(self, order: Order, market: Market, seq: int, time: int) -> None:
         """A buy that filled below its limit holds more than its resting rest needs: free it now."""
@@ -739,6 +906,7 @@ class ExchangeCore:
         self._trades.append(trade)
         self._scope.trades.append(trade)
         self._books_changed.add(view.symbol)
+        market.last_price = price
         book_side = market.book.asks if taker_is_buyer else market.book.bids
         if maker.remaining == 0:
             book_side.remove(maker, quantity)
@@ -756,8 +924,11 @@ class ExchangeCore:
     def _rest(self, order: Order, market: Market) -> None:
         side = market.book.bids if order.side is Side.BUY else market.book.asks
         side.add(order, order.remaining)
-        self.orders[order.order_id] = order
         self._scope.markets.add(order.symbol)
+        self._register(order)
+
+    def _register(self, order: Order) -> None:
+        self.orders[order.order_id] = order
         if order.client_order_id is not None:
             self.client_order_ids[(order.account_id, order.client_order_id)] = order.order_id
         self.open_order_count[order.account_id] = self.open_order_count.get(order.account_id, 0) + 1
@@ -773,14 +944,18 @@ class ExchangeCore:
             del self.open_order_count[order.account_id]
 
     def _end_resting(self, order: Order, market: Market, status: OrderStatus, seq: int, time: int) -> None:
-        """Take a resting order off the book for good (cancel, self-trade prevention)."""
-        side = market.book.bids if order.side is Side.BUY else market.book.asks
-        side.remove(order, order.remaining)
+        """End an open order for good (cancel, self-trade prevention): off the book, or out of
+        the untriggered orders."""
+        if order.status is OrderStatus.UNTRIGGERED:
+            self._unpark(order, market)
+        else:
+            side = market.book.bids if order.side is Side.BUY else market.book.asks
+            side.remove(order, order.remaining)
+            self._books_changed.add(order.symbol)
         order.transition(status, seq, time)
         self._release_hold(order, seq, time)
         self._forget(order)
         self._touch_order(order)
-        self._books_changed.add(order.symbol)
 
     # ------------------------------------------------------------------ cancel
 

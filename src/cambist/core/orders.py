@@ -62,6 +62,7 @@ class Order:
         "self_trade_prevention",
         "side",
         "status",
+        "stop_price",
         "symbol",
         "time_in_force",
         "updated_at",
@@ -95,6 +96,7 @@ class Order:
         priority: int | None = None,
         created_at: int | None = None,
         created_seq: int | None = None,
+        stop_price: int | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -120,6 +122,7 @@ class Order:
         self.updated_at = time
         self.created_seq = seq if created_seq is None else created_seq
         self.updated_seq = seq
+        self.stop_price = stop_price
 
     @property
     def remaining(self) -> int:
@@ -166,6 +169,7 @@ class Order:
             updated_at=self.updated_at,
             created_seq=self.created_seq,
             updated_seq=self.updated_seq,
+            stop_price=self.stop_price,
         )
 
     @classmethod
@@ -195,12 +199,16 @@ class Order:
             priority=view.priority,
             created_at=view.created_at,
             created_seq=view.created_seq,
+            stop_price=view.stop_price,
         )
         return order
 
     def hash_key(self) -> tuple[object, ...]:
-        """Every field that defines the order's state, for the state hash."""
-        return (
+        """Every field that defines the order's state, for the state hash.
+
+        Fields added later join only when set, so every state written before them keeps its
+        hash and still proves itself after an upgrade."""
+        key: tuple[object, ...] = (
             "order",
             self.order_id,
             self.account_id,
@@ -227,3 +235,6 @@ class Order:
             self.created_seq,
             self.updated_seq,
         )
+        if self.stop_price is not None:
+            key += ("stop_price", self.stop_price)
+        return key

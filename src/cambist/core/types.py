@@ -16,6 +16,26 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     LIMIT = "limit"
     MARKET = "market"
+    # Conditional orders: untriggered until a trade prints at or through ``stop_price``, then
+    # a market or a limit order. A stop buys on a rise and sells on a fall; a take-profit
+    # buys on a fall and sells on a rise.
+    STOP_MARKET = "stop_market"
+    STOP_LIMIT = "stop_limit"
+    TAKE_PROFIT_MARKET = "take_profit_market"
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+
+
+CONDITIONAL_TYPES = frozenset(
+    {OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT}
+)
+# Types that carry a limit price once they act (a plain limit, or a triggered stop-limit).
+PRICED_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+
+
+def triggers_on_rise(order_type: OrderType, side: Side) -> bool:
+    """Whether a conditional order triggers when the price rises to its stop (else on a fall)."""
+    is_stop = order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+    return is_stop == (side is Side.BUY)
 
 
 class TimeInForce(StrEnum):
@@ -89,6 +109,7 @@ class RejectCode(StrEnum):
     TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
     ACCOUNT_NOT_ALLOWED = "ACCOUNT_NOT_ALLOWED"
     DUPLICATE_CREDIT_ID = "DUPLICATE_CREDIT_ID"
+    STOP_WOULD_TRIGGER = "STOP_WOULD_TRIGGER"
 
 
 # System accounts live below zero so they can never collide with user ids.

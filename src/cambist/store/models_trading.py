@@ -134,6 +134,7 @@ class OrderRow(Base):
     created_seq: Mapped[int] = mapped_column(BigInteger)
     updated_seq: Mapped[int] = mapped_column(BigInteger)
     is_open: Mapped[bool] = mapped_column(Boolean)
+    stop_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # migration 0006
 
 
 class TradeRow(Base):

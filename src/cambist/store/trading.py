@@ -449,8 +449,24 @@ def _read_snapshot(conn: Connection, *, with_balances: bool = True) -> tuple[Cor
             else []
         ),
         open_orders=[msgspec.convert(row._asdict(), OrderView) for row in open_orders],
+        last_prices=_last_prices(conn),
     )
     return snapshot, state.state_hash if state else None
+
+
+def _last_prices(conn: Connection) -> dict[str, int]:
+    """Each market's last trade price (one index probe per market on ``(symbol, trade_id)``)."""
+    prices: dict[str, int] = {}
+    for (symbol,) in conn.execute(select(_markets.c.symbol)):
+        price = conn.execute(
+            select(_trades.c.price)
+            .where(_trades.c.symbol == symbol)
+            .order_by(_trades.c.trade_id.desc())
+            .limit(1)
+        ).scalar()
+        if price is not None:
+            prices[symbol] = price
+    return prices
 
 
 def _view_columns(table: Table, view: type[msgspec.Struct]) -> list[Any]:

@@ -15,12 +15,19 @@ from cambist.api.presenters import fills_from_rows, fills_from_trades, order_bod
 from cambist.api.schemas import OrderResponse, PlaceOrderRequest
 from cambist.core.commands import CancelAllOrders, CancelOrder, PlaceOrder
 from cambist.core.events import MarketView, OrderView
-from cambist.core.types import OrderType, RejectCode, SelfTradePrevention, Side, TimeInForce
+from cambist.core.types import PRICED_TYPES, OrderType, RejectCode, SelfTradePrevention, Side, TimeInForce
 from cambist.store.queries import Fill
 
 TRADE = {"permission": "trade"}
 READ = {"permission": "read"}
-SUPPORTED_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
+SUPPORTED_TYPES = {
+    "limit": OrderType.LIMIT,
+    "market": OrderType.MARKET,
+    "stop_market": OrderType.STOP_MARKET,
+    "stop_limit": OrderType.STOP_LIMIT,
+    "take_profit_market": OrderType.TAKE_PROFIT_MARKET,
+    "take_profit_limit": OrderType.TAKE_PROFIT_LIMIT,
+}
 
 
 def _market(runtime: RuntimeDep, symbol: str) -> MarketView:
@@ -53,6 +60,7 @@ def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime
         self_trade_prevention=None
         if data.self_trade_prevention is None
         else SelfTradePrevention(data.self_trade_prevention),
+        stop_price=parse_optional(data.stop_price, quote_scale, "stopPrice", "INVALID_PRICE"),
     )
 
 
@@ -66,8 +74,9 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
         and order.price == command.price
         and order.quote_quantity == command.quote_quantity
         and order.post_only == command.post_only
+        and order.stop_price == command.stop_price
     )
-    if command.order_type is OrderType.LIMIT:
+    if command.order_type in PRICED_TYPES:
         same = same and order.time_in_force == command.time_in_force
     if command.self_trade_prevention is not None:
         same = same and order.self_trade_prevention == command.self_trade_prevention
