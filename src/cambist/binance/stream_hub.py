@@ -406,6 +406,9 @@ class BinanceStreamHub:
         first_seq = batch.first_seq or self._last_seq + 1
         self._last_seq = changes.last_seq
         now = changes.last_time or now_ms()
+        for market in changes.markets:  # a new market's book starts empty, as runtime.hub's
+            if market.symbol not in self._depth:
+                self._depth[market.symbol] = DepthSnapshot(market.symbol, changes.last_seq, [], [])
         if batch.depth:
             self._publish_books(batch.depth.values(), now)
         if changes.trades:

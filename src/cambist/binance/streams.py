@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
+from litestar.params import FromPath
 
 from cambist.api.runtime import Runtime
 from cambist.binance import user_stream
@@ -240,7 +241,7 @@ def _path_streams(rest: str) -> list[str]:
 
 
 @websocket("/ws/{rest:path}", include_in_schema=False)
-async def raw_streams(socket: WebSocket[Any, Any, Any], rest: str) -> None:
+async def raw_streams(socket: WebSocket[Any, Any, Any], rest: FromPath[str]) -> None:
     initial = _path_streams(rest)
     await serve(
         socket, lambda runtime, connection, _ip: MarketSession(runtime, connection, initial, combined=False)

@@ -97,12 +97,17 @@ async def serve(
                 await asyncio.sleep(TICK_S)
                 await active.tick()
 
-        writer = asyncio.create_task(connection.write(_frame_sender(socket), close), name="binance-ws-writer")
-        tasks.append(writer)
+        send = _frame_sender(socket)
         if not await session.open():
-            connection.drop(CLOSE_POLICY_VIOLATION, "invalid request")
-            await writer
+            # The error frames first, then the close (``drop`` would forget them).
+            while not connection.queue.empty():
+                item = connection.queue.get_nowait()
+                if isinstance(item, str):
+                    await send(item)
+            await close(CLOSE_POLICY_VIOLATION, "invalid request")
             return
+        writer = asyncio.create_task(connection.write(send, close), name="binance-ws-writer")
+        tasks.append(writer)
         tasks.append(asyncio.create_task(ticker(session), name="binance-ws-tick"))
         reader = asyncio.create_task(_read(socket, session), name="binance-ws-reader")
         tasks.append(reader)
