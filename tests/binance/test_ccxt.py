@@ -269,6 +269,42 @@ async def test_fetch_my_trades(ex: Client) -> None:
     assert all(t["order"] for t in trades), trades
 
 
+# ---------------------------------------------------------------- stop orders (after the listings)
+# Cambist's core takes stop and take-profit orders; ccxt sends them as STOP_LOSS_LIMIT and
+# TAKE_PROFIT_LIMIT (§1), and refuses client-side a type exchangeInfo does not list (P1).
+
+
+@pytest.mark.parametrize(
+    ("trigger", "binance_type", "factor"),
+    [("stopLossPrice", "STOP_LOSS_LIMIT", "0.8"), ("takeProfitPrice", "TAKE_PROFIT_LIMIT", "1.25")],
+)
+async def test_untriggered_stop_limit_rests_and_cancels(
+    ex: Client, live: Live, trigger: str, binance_type: str, factor: str
+) -> None:
+    """A sell whose trigger the market does not reach in the test: 20 % under the bid (stop
+    loss) or 25 % over the ask (take profit), its limit one percent beyond the trigger."""
+    bid, ask = await best_prices(live, "BTC-USDT")
+    reference = bid if trigger == "stopLossPrice" else ask
+    stop = Decimal(on_tick(reference * Decimal(factor), "0.01", up=False))
+    limit = on_tick(stop * Decimal("0.99"), "0.01", up=False)
+    order = await ex.create_order(BTC, "limit", "sell", LOT, limit, {trigger: float(stop)})
+    assert order["info"]["type"] == binance_type, order["info"]
+    # P2: Binance answers an untriggered stop with workingTime -1, which ccxt takes as the timestamp
+    faithful_p2 = order["info"].get("workingTime") == -1 and "time" not in order["info"]
+    check_order(ex, order, skip=NO_TIMESTAMP if faithful_p2 else None)
+    assert order["status"] == "open" and dec(order["triggerPrice"]) == stop, order
+
+    fetched = await ex.fetch_order(order["id"], BTC)
+    check_order(ex, fetched)
+    assert fetched["status"] == "open" and dec(fetched["triggerPrice"]) == stop, fetched
+    assert fetched["info"]["type"] == binance_type and dec(fetched["price"]) == dec(limit), fetched["info"]
+    assert order["id"] in [o["id"] for o in await ex.fetch_open_orders(BTC)]
+
+    canceled = await ex.cancel_order(order["id"], BTC)
+    check_order(ex, canceled)
+    assert canceled["status"] == "canceled", canceled
+
+
 # ---------------------------------------------------------------- errors (§3)
 
 
