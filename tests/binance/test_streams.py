@@ -746,3 +746,71 @@ def test_ccxt_pro_accepts_the_events(client: TestClient[Any], exchange: Exchange
     my_trades = list(ex.myTrades)
     assert my_trades and my_trades[-1]["price"] == 100.0 and my_trades[-1]["amount"] == 0.5
     assert ex.balance["spot"]["USDT"]["free"] == pytest.approx(100000 - 50)
+
+
+# ---------------------------------------------------------------------- seeding, reloads, signing
+
+
+def test_tickers_and_candles_are_seeded_from_the_store(client: TestClient[Any], exchange: Exchange) -> None:
+    from cambist.binance.stream_hub import BinanceStreamHub
+
+    symbol, _ = exchange.market()
+    base = symbol.split("-")[0]
+    _, maker = exchange.user(**{base: "10"})
+    _, taker = exchange.user(USDT="100000")
+    exchange.place(maker, symbol=symbol, side="sell", type="limit", price="100", quantity="1")
+    exchange.place(maker, symbol=symbol, side="sell", type="limit", price="120", quantity="1")
+    exchange.place(taker, symbol=symbol, side="buy", type="market", quantity="1.5")
+    # A hub started now (a restart, say) knows the last 24 h from the store's 1m klines.
+    fresh = BinanceStreamHub(client.app.state.runtime)
+    client.blocking_portal.call(fresh._seed)
+    window = fresh._windows[symbol]
+    assert (window.volume, window.count) == (150_000_000, 2)
+    assert window.buckets[-1].high == 120_000_000 and window.buckets[0].open == 100_000_000
+    for interval in ("1m", "1h", "1d", "1w", "1M"):
+        candle = fresh._candles[(symbol, interval)]
+        assert (candle.open, candle.close, candle.volume, candle.count) == (
+            100_000_000,
+            120_000_000,
+            150_000_000,
+            2,
+        )
+    assert fresh.seeded.is_set()
+
+
+def test_a_reload_is_sent_as_one_more_contiguous_diff(client: TestClient[Any], exchange: Exchange) -> None:
+    from cambist.engine.engine import DepthSnapshot
+    from cambist.engine.link import MarketState
+
+    symbol, lower = exchange.market()
+    base = symbol.split("-")[0]
+    _, maker = exchange.user(**{base: "10"})
+    exchange.place(maker, symbol=symbol, side="sell", type="limit", price="100", quantity="1")
+    runtime = client.app.state.runtime
+    with client.websocket_connect("/ws/6") as socket:
+        subscribe(socket, f"{lower}@depth")
+        before = runtime.hub.depth(symbol)
+        # The engine rebuilt its core (say, after a failed commit): the hub reloads a book that
+        # differs from the last one sent, at a later sequence.
+        after = DepthSnapshot(symbol, before.sequence + 3, [(99_000_000, 100_000_000)], [])
+        state = MarketState(after.sequence, [], [], [after])
+
+        def reload() -> None:
+            runtime.hub.reload([], [], [after])
+            hub_of(runtime).on_state(state)
+
+        client.blocking_portal.call(reload)
+        diff = receive(socket)
+        assert (diff["U"], diff["u"]) == (before.sequence + 1, after.sequence)
+        assert [[Decimal(p), Decimal(q)] for p, q in diff["b"]] == [[99, 1]]
+        assert [[Decimal(p), Decimal(q)] for p, q in diff["a"]] == [[100, 0]]
+
+
+def test_ws_api_payload_matches_the_reference_vector() -> None:
+    from cambist.binance.user_stream import ws_api_payload
+
+    params = {"timestamp": 1700000000000, "apiKey": "test-api-key", "recvWindow": 10000, "signature": "x"}
+    payload = ws_api_payload(params)
+    assert payload == b"apiKey=test-api-key&recvWindow=10000&timestamp=1700000000000"
+    signature = hmac.new(b"test-secret", payload, hashlib.sha256).hexdigest()
+    assert signature.startswith("745d2905") and signature.endswith("7b54e53")

@@ -171,6 +171,7 @@ class _Candle:
         "buy_quote",
         "buy_volume",
         "close",
+        "close_time",
         "count",
         "first_id",
         "high",
@@ -183,8 +184,9 @@ class _Candle:
         "volume",
     )
 
-    def __init__(self, opened: int, price: int) -> None:
+    def __init__(self, opened: int, price: int, closes: int | None = None) -> None:
         self.open_time = opened
+        self.close_time = closes if closes is not None else opened + BUCKET_MS - 1
         self.open = self.high = self.low = self.close = price
         self.volume = self.quote_volume = self.count = 0
         self.buy_volume = self.buy_quote = 0
@@ -192,8 +194,8 @@ class _Candle:
         self.last_quantity = 0
 
     @classmethod
-    def of_kline(cls, opened: int, row: Kline) -> _Candle:
-        candle = cls(opened, row.open)
+    def of_kline(cls, opened: int, row: Kline, closes: int | None = None) -> _Candle:
+        candle = cls(opened, row.open, closes)
         candle.merge(row)
         return candle
 
@@ -336,7 +338,7 @@ class BinanceStreamHub:
                     if row.open_time < opened:
                         continue
                     if candle is None:
-                        candle = _Candle.of_kline(opened, row)
+                        candle = _Candle.of_kline(opened, row, close_time(interval, opened))
                     else:
                         candle.merge(row)
                 if candle is not None:
@@ -485,14 +487,16 @@ class BinanceStreamHub:
         if window is None:
             window = self._windows[symbol] = _Window()
         window.add(trade)
+        at = trade.time
+        candles = self._candles
         for interval in INTERVALS:
             key = (symbol, interval)
-            opened = open_time(interval, trade.time)
-            candle = self._candles.get(key)
-            if candle is None or candle.open_time < opened:
-                candle = self._candles[key] = _Candle(opened, trade.price)
-            elif candle.open_time > opened:
-                continue
+            candle = candles.get(key)
+            if candle is None or at > candle.close_time:
+                opened = open_time(interval, at)
+                candle = candles[key] = _Candle(opened, trade.price, close_time(interval, opened))
+            elif at < candle.open_time:
+                continue  # older than the current candle: never from the engine
             candle.add(trade)
 
     def _publish_trades(self, trades: list[Trade], now: int) -> None:
@@ -720,7 +724,7 @@ def agg_trade_event(trade: Trade, s: _Scales, now: int) -> dict[str, Any]:
 
 
 def kline_event(candle: _Candle, interval: str, s: _Scales, now: int) -> dict[str, Any]:
-    closes = close_time(interval, candle.open_time)
+    closes = candle.close_time
     return {
         "e": "kline",
         "E": now,

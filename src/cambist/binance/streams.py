@@ -237,7 +237,7 @@ class MarketSession:
 def _path_streams(rest: str) -> list[str]:
     """``/ws/<rest>``: stream names or listenKeys; ``0`` … ``49`` (ccxt.pro) and empty parts
     name nothing."""
-    return [part for part in rest.split("/") if part and not part.isdigit()]
+    return [part for part in rest.split("/") if part and not (part.isdigit() and len(part) < 10)]
 
 
 @websocket("/ws/{rest:path}", include_in_schema=False)
