@@ -814,3 +814,41 @@ def test_ws_api_payload_matches_the_reference_vector() -> None:
     assert payload == b"apiKey=test-api-key&recvWindow=10000&timestamp=1700000000000"
     signature = hmac.new(b"test-secret", payload, hashlib.sha256).hexdigest()
     assert signature.startswith("745d2905") and signature.endswith("7b54e53")
+
+
+def test_a_slow_client_is_closed_with_1013(
+    client: TestClient[Any], exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cambist.stream import connection as connection_module
+
+    symbol, lower = exchange.market()
+    base = symbol.split("-")[0]
+    _, maker = exchange.user(**{base: "10"})
+    hub = hub_of(client.app.state.runtime)
+    monkeypatch.setattr(connection_module, "SEND_QUEUE_MAX", 1)
+    with client.websocket_connect("/ws/8") as slow:
+        subscribe(slow, f"{lower}@depth", f"{lower}@depth@100ms")  # the queue holds one frame
+        monkeypatch.setattr(connection_module, "SEND_QUEUE_MAX", 1000)
+        subscribed = hub.sink_count()
+        # One batch, two frames at once: the second overflows the queue.
+        exchange.place(maker, symbol=symbol, side="sell", type="limit", price="100", quantity="1")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                receive(slow)
+        assert closed.value.code == 1013
+        assert hub.sink_count() == subscribed - 2
+
+
+def test_connections_per_ip_are_limited_with_the_native_counter(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cambist.binance import user_stream as user_stream_module
+
+    monkeypatch.setattr(user_stream_module, "MAX_CONNECTIONS_PER_IP", 1)
+    counts = client.app.state.runtime.ws_connections
+    with client.websocket_connect("/ws/9") as first:
+        subscribe(first, "!ticker@arr")
+        assert sum(counts.values()) == 1
+        with client.websocket_connect("/ws-api/v3") as second, pytest.raises(WebSocketDisconnect) as closed:
+            receive(second)
+        assert closed.value.code == 1008
