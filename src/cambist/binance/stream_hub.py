@@ -29,11 +29,13 @@ A 1s candle and the taker-buy volumes (``V``, ``Q``) and first/last trade ids co
 since the hub started only. Tickers are sent after each batch with trades on the symbol.
 
 User data (``executionReport``, ``outboundAccountPosition``, ``balanceUpdate``) comes from the
-batch's changes, which gateways receive too (``bus.wire``: without commands or outcomes):
-orders touched (latest state), trades, balances, and the ledger, whose ``credit`` entries are
-the deposits. A new order gives ``NEW``, each of its trades in the batch ``TRADE`` (``z``/``Z``
-counted back from its final state), and a final state other than filled ``CANCELED``,
-``EXPIRED`` or ``REJECTED``.
+batch's changes, never from its commands or outcomes (gateways receive batches without them,
+``bus.wire``): orders touched (latest state), trades, balances, and the ledger, whose
+``credit`` entries are the deposits. ``bus.wire.EventBatch`` leaves the ledger in the engine,
+so behind a gateway there is no ``balanceUpdate`` (``outboundAccountPosition`` still shows the
+new balance) until the wire carries the credit entries. A new order gives ``NEW``, each of
+its trades in the batch ``TRADE`` (``z``/``Z`` counted back from its final state), and a final
+state other than filled ``CANCELED``, ``EXPIRED`` or ``REJECTED``.
 """
 
 from __future__ import annotations
