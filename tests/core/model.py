@@ -9,7 +9,10 @@ the model and throwing the copy away, rather than by a separate walk.
 
 The model covers every command the state machine sends: credits, limit GTC/IOC/FOK with
 post-only, market orders by quantity and by quote quantity, all self-trade prevention modes,
-cancel, cancel-all and market updates (fees, halt/resume, default self-trade prevention).
+stop and take-profit orders (market and limit; a list of waiting orders per market, checked
+after every command that traded against the range of its trade prices, in rounds, in
+placement order), cancel, cancel-all and market updates (fees, halt/resume, default
+self-trade prevention).
 It predicts reject codes, order statuses, fills (price, quantity, maker, fees), the books in
 queue order, every hold and every balance including the fee and external accounts.
 
@@ -86,6 +89,7 @@ class MOrder:
     quote_filled: int = 0
     fee: int = 0
     status: OrderStatus = OrderStatus.NEW
+    stop: int | None = None  # conditional orders: the trigger price
 
     @property
     def remaining(self) -> int:
@@ -120,6 +124,8 @@ class MMarket:
     halted: bool
     stp: SelfTradePrevention
     resting: list[MOrder] = field(default_factory=list)  # arrival order
+    waiting: list[MOrder] = field(default_factory=list)  # untriggered conditional orders, arrival order
+    last_price: int | None = None
 
     def asks(self) -> list[MOrder]:
         return sorted((o for o in self.resting if o.side is Side.SELL), key=lambda o: o.price or 0)
@@ -138,6 +144,21 @@ class Result:
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+CONDITIONAL = (
+    OrderType.STOP_MARKET,
+    OrderType.STOP_LIMIT,
+    OrderType.TAKE_PROFIT_MARKET,
+    OrderType.TAKE_PROFIT_LIMIT,
+)
+PRICED = (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+
+
+def rises(kind: OrderType, side: Side) -> bool:
+    """A stop buys on a rise and sells on a fall; a take-profit the other way round."""
+    is_stop = kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+    return is_stop == (side is Side.BUY)
 
 
 class Model:
@@ -197,6 +218,8 @@ class Model:
             halted=cmd.status is MarketStatus.HALTED,
             stp=cmd.self_trade_prevention,
             resting=[] if old is None else old.resting,
+            waiting=[] if old is None else old.waiting,
+            last_price=None if old is None else old.last_price,
         )
         self.markets[cmd.symbol] = market
         return Result()
@@ -251,6 +274,8 @@ class Model:
                 raise Reject(RejectCode.DUPLICATE_CLIENT_ORDER_ID)
         if sum(o.account == cmd.account_id for o in self.open.values()) >= MAX_OPEN_ORDERS:
             raise Reject(RejectCode.TOO_MANY_OPEN_ORDERS)
+        if cmd.order_type not in CONDITIONAL and cmd.stop_price is not None:
+            raise Reject(RejectCode.INVALID_ORDER)
         stp = cmd.self_trade_prevention or market.stp
         buy = cmd.side is Side.BUY
         order = MOrder(
@@ -267,6 +292,8 @@ class Model:
             client_order_id=cmd.client_order_id,
             hold_asset=market.quote if buy else market.base,
         )
+        if cmd.order_type in CONDITIONAL:
+            return self._place_conditional(cmd, market, order)
         if cmd.order_type is OrderType.LIMIT:
             hold = self._limit_hold(cmd, market)
         else:
@@ -279,7 +306,79 @@ class Model:
             order.status = OrderStatus.EXPIRED
             return Result(order=order)
         # A market order that can afford nothing still meets self-trade prevention in the match.
-        return self._execute(order, market, hold)
+        result = self._execute(order, market, hold)
+        self._run_triggers(market, result)
+        return result
+
+    # ---------------------------------------------------------------- conditional orders
+
+    def _place_conditional(self, cmd: PlaceOrder, market: MMarket, order: MOrder) -> Result:
+        """Checked like the order it becomes, held from now, waiting off the book."""
+        stop = cmd.stop_price
+        if stop is None or not 0 < stop < MAX_UNITS or stop % market.tick:
+            raise Reject(RejectCode.INVALID_PRICE)
+        if cmd.post_only:
+            raise Reject(RejectCode.INVALID_ORDER)
+        last = market.last_price
+        if last is not None and (last >= stop if rises(order.kind, order.side) else last <= stop):
+            raise Reject(RejectCode.STOP_WOULD_TRIGGER)
+        if cmd.order_type in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            hold = self._limit_hold(cmd, market)
+        else:
+            if cmd.price is not None or cmd.time_in_force is TimeInForce.FOK:
+                raise Reject(RejectCode.INVALID_ORDER)
+            if cmd.side is Side.SELL:
+                if cmd.quantity is None or cmd.quote_quantity is not None:
+                    raise Reject(RejectCode.INVALID_ORDER)
+                self._check_quantity(cmd.quantity, market)
+                hold = cmd.quantity
+            else:
+                if cmd.quote_quantity is None or cmd.quantity is not None:
+                    raise Reject(RejectCode.INVALID_ORDER)
+                if not 0 < cmd.quote_quantity < MAX_UNITS:
+                    raise Reject(RejectCode.INVALID_QUANTITY)
+                if cmd.quote_quantity < market.min_notional:
+                    raise Reject(RejectCode.BELOW_MIN_NOTIONAL)
+                hold = cmd.quote_quantity
+            order.tif = TimeInForce.IOC
+        if hold > self.balance(cmd.account_id, order.hold_asset)[0]:
+            raise Reject(RejectCode.INSUFFICIENT_FUNDS)
+        self.next_order_id += 1
+        order.stop = stop
+        order.status = OrderStatus.UNTRIGGERED
+        self._add(order.account, order.hold_asset, -hold, hold)
+        order.hold = hold
+        market.waiting.append(order)
+        self.open[order.order_id] = order
+        return Result(order=order)
+
+    def _run_triggers(self, market: MMarket, result: Result) -> None:
+        """Rounds: the prices of the trades not yet looked at reach some stops; those orders act
+        in the order they were placed; their trades are the next round's."""
+        looked_at = 0
+        while looked_at < len(result.trades):
+            prices = [t.price for t in result.trades[looked_at:]]
+            looked_at = len(result.trades)
+            low, high = min(prices), max(prices)
+            due = [
+                o
+                for o in market.waiting
+                if ((o.stop or 0) <= high if rises(o.kind, o.side) else (o.stop or 0) >= low)
+            ]
+            for order in sorted(due, key=lambda o: o.order_id):
+                market.waiting.remove(order)
+                del self.open[order.order_id]
+                order.status = OrderStatus.NEW
+                if order.tif is TimeInForce.FOK and not self._would_fill(order, order.hold):
+                    order.status = OrderStatus.EXPIRED
+                    self._release(order)
+                else:
+                    self._execute(order, market, order.hold, held=True, result=result)
+                result.touched[order.order_id] = order.status
+        if result.order is not None:
+            # The command's own order is reported as itself (in its final state), not as touched,
+            # even when a triggered order traded with it.
+            result.touched.pop(result.order.order_id, None)
 
     def _limit_hold(self, cmd: PlaceOrder, market: MMarket) -> int:
         if cmd.price is None:
@@ -362,14 +461,19 @@ class Model:
 
     # ---------------------------------------------------------------- matching
 
-    def _execute(self, order: MOrder, market: MMarket, hold: int) -> Result:
-        self._add(order.account, order.hold_asset, -hold, hold)
+    def _execute(
+        self, order: MOrder, market: MMarket, hold: int, *, held: bool = False, result: Result | None = None
+    ) -> Result:
+        """``held``: a triggered conditional order, whose funds are locked already."""
+        if not held:
+            self._add(order.account, order.hold_asset, -hold, hold)
         order.hold = hold
-        result = Result(order=order)
+        if result is None:
+            result = Result(order=order)
         stop = self._match(order, market, hold, settle=True, result=result)
         if self._complete(order, stop):
             order.status = OrderStatus.FILLED
-        elif order.kind is OrderType.LIMIT and order.tif is TimeInForce.GTC and stop != "self-trade":
+        elif order.kind in PRICED and order.tif is TimeInForce.GTC and stop != "self-trade":
             if order.side is Side.BUY and order.price is not None:
                 # A buy that filled below its limit keeps only what its rest needs locked.
                 needed = -(-order.remaining * order.price // market.base_unit)
@@ -458,6 +562,7 @@ class Model:
         buyer.fee += buyer_fee
         seller.fee += seller_fee
         if settle:
+            market.last_price = price
             self._add(buyer.account, market.quote, 0, -quote)
             self._add(seller.account, market.base, 0, -quantity)
             self._add(buyer.account, market.base, quantity - buyer_fee, 0)
@@ -493,7 +598,7 @@ class Model:
 
     def _take_off(self, order: MOrder, status: OrderStatus) -> None:
         market = self.markets[order.symbol]
-        market.resting.remove(order)
+        (market.waiting if order.status is OrderStatus.UNTRIGGERED else market.resting).remove(order)
         self.open.pop(order.order_id, None)
         order.status = status
         self._release(order)

@@ -3,7 +3,9 @@
 Hypothesis drives two markets (BTC-USDT with USDT at scale 6, ETH-BTC with a minimum
 notional) and three accounts with small price and quantity grids so orders cross often:
 credits, limit orders GTC/IOC/FOK with post-only and every self-trade prevention mode,
-market orders by quantity and by quote quantity, cancels of open, foreign and made-up ids,
+market orders by quantity and by quote quantity, stop and take-profit orders (market and limit,
+stops a few ticks beyond the last price so they trigger and cascade, or on the wrong side, off
+the tick, missing or mis-sized), cancels of open, foreign and made-up ids,
 cancel-all, off-tick and off-lot orders, market halts/resumes, fee and default-STP changes.
 
 The reference model (``model.py``) predicts everything exactly — reject codes, statuses,
@@ -22,7 +24,7 @@ expire_taker/expire_both are sent as IOC instead, and the model reports a quote-
 order that spends its budget exactly on the last level as expired, as the core does today.
 Drop a name from ``KNOWN_BUGS`` once the core is fixed and the model checks the fix.
 
-``HYPOTHESIS_PROFILE=ci`` runs fewer, shorter examples.
+``HYPOTHESIS_PROFILE=ci`` runs fewer, shorter examples; ``CAMBIST_TEST_MACHINE_EXAMPLES=N`` more.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from cambist.core.types import (
     EXTERNAL_ACCOUNT,
     FEE_ACCOUNT,
     MarketStatus,
+    OrderStatus,
     OrderType,
     SelfTradePrevention,
     Side,
@@ -116,6 +119,9 @@ class CoreMachine(RuleBasedStateMachine):
         )
         if outcome.trades:
             event(f"{type(command).__name__} traded")
+        acted = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.EXPIRED
+        if any(v.stop_price is not None and v.status in acted for v in changes.orders):
+            event("a conditional order triggered")
         if outcome.reject is not None:
             assert fingerprint(self.core) == before, "a rejected command changed the state"
             assert (changes.orders, changes.trades, changes.ledger, changes.balances) == ([], [], [], [])
@@ -277,7 +283,11 @@ class CoreMachine(RuleBasedStateMachine):
             command = msgspec.structs.replace(command, time_in_force=TimeInForce.IOC)
         self.run(command)
 
-    @precondition(lambda self: bool(self.model.open))
+    def on_books(self) -> list[int]:
+        """Ids of the orders resting on a book (open orders that are not waiting to trigger)."""
+        return sorted(i for i, o in self.model.open.items() if o.status is not OrderStatus.UNTRIGGERED)
+
+    @precondition(lambda self: bool(self.on_books()))
     @rule(
         data=st.data(),
         account=accounts,
@@ -296,7 +306,7 @@ class CoreMachine(RuleBasedStateMachine):
         stp: SelfTradePrevention | None,
     ) -> None:
         """A limit order priced at (or a tick or two through) a resting order, so it trades."""
-        maker = self.model.open[data.draw(st.sampled_from(sorted(self.model.open)))]
+        maker = self.model.open[data.draw(st.sampled_from(self.on_books()))]
         spec = next(m for m in MARKETS if m.symbol == maker.symbol)
         side = Side.SELL if maker.side is Side.BUY else Side.BUY
         assert maker.price is not None
@@ -328,7 +338,9 @@ class CoreMachine(RuleBasedStateMachine):
     ) -> None:
         """A market order, usually on the side of the book that has orders to trade with (or a
         resting limit order when that market's book is empty)."""
-        resting = {o.side for o in self.model.open.values() if o.symbol == spec.symbol}
+        resting = {
+            self.model.open[i].side for i in self.on_books() if self.model.open[i].symbol == spec.symbol
+        }
         if face_the_book and not resting:  # nothing to trade with: provide some liquidity instead
             self.place_limit(spec, account, side, 3, lots, TimeInForce.GTC, False, stp, None, None)
             return
@@ -350,6 +362,74 @@ class CoreMachine(RuleBasedStateMachine):
                 time_in_force=tif,
                 self_trade_prevention=stp,
                 **size,
+            )
+        )
+
+    @rule(
+        spec=markets,
+        account=accounts,
+        side=sides,
+        kind=st.sampled_from(
+            [
+                OrderType.STOP_LIMIT,
+                OrderType.STOP_MARKET,
+                OrderType.TAKE_PROFIT_LIMIT,
+                OrderType.TAKE_PROFIT_MARKET,
+            ]
+        ),
+        distance=st.integers(min_value=1, max_value=4),
+        limit_step=st.integers(min_value=0, max_value=7),
+        lots=st.integers(min_value=1, max_value=20),
+        tif=st.sampled_from([TimeInForce.GTC] * 3 + [TimeInForce.IOC, TimeInForce.FOK]),
+        stp=stps,
+        defect=st.sampled_from([None] * 10 + ["wrong side", "stop off tick", "no stop", "other size"]),
+    )
+    def place_conditional(
+        self,
+        spec: Spec,
+        account: int,
+        side: Side,
+        kind: OrderType,
+        distance: int,
+        limit_step: int,
+        lots: int,
+        tif: TimeInForce,
+        stp: SelfTradePrevention | None,
+        defect: str | None,
+    ) -> None:
+        """A stop or take-profit whose stop is ``distance`` ticks beyond the last price, in the
+        direction it waits for (or on the wrong side, off the tick, missing, mis-sized)."""
+        market = self.model.markets.get(spec.symbol)
+        last = (
+            market.last_price
+            if market is not None and market.last_price is not None
+            else spec.price0 + 3 * spec.tick
+        )
+        up = ref.rises(kind, side) != (defect == "wrong side")
+        stop: int | None = last + (distance if up else -distance) * spec.tick
+        if defect == "stop off tick":
+            stop = (stop or 0) + 1
+        elif defect == "no stop":
+            stop = None
+        size: dict[str, int | None] = {}
+        if kind in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            size = {"quantity": lots * spec.lot, "price": spec.price0 + limit_step * spec.tick}
+        elif (side is Side.SELL) != (defect == "other size"):
+            size = {"quantity": lots * spec.lot}
+        else:
+            size = {"quote_quantity": lots * spec.lot * (stop or spec.price0) // 10 ** SCALES[spec.base] + 1}
+        self.run(
+            PlaceOrder(
+                account,
+                spec.symbol,
+                side,
+                kind,
+                time_in_force=tif
+                if kind in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+                else TimeInForce.GTC,
+                self_trade_prevention=stp,
+                stop_price=stop,
+                **size,  # type: ignore[arg-type]
             )
         )
 
@@ -447,11 +527,17 @@ class CoreMachine(RuleBasedStateMachine):
             bid, ask = market.book.bids.best_price(), market.book.asks.best_price()
             assert bid is None or ask is None or bid < ask
             for order in self.core.orders.values():
-                if order.symbol == spec.symbol:
-                    assert order.price is not None and order.price % spec.tick == 0
-                    assert order.quantity is not None and order.quantity % spec.lot == 0
-                    assert order.filled_quantity + order.remaining == order.quantity
-                    assert order.remaining > 0
+                if order.symbol != spec.symbol:
+                    continue
+                if order.status is OrderStatus.UNTRIGGERED:
+                    # Waiting off the book, untouched, holding what it will need.
+                    assert order.stop_price is not None and order.stop_price % spec.tick == 0
+                    assert order.filled_quantity == 0 and order.hold_remaining > 0
+                    continue
+                assert order.price is not None and order.price % spec.tick == 0
+                assert order.quantity is not None and order.quantity % spec.lot == 0
+                assert order.filled_quantity + order.remaining == order.quantity
+                assert order.remaining > 0
 
     @invariant()
     def restore_gives_the_same_state(self) -> None:
@@ -471,7 +557,7 @@ class CoreMachine(RuleBasedStateMachine):
 
 
 CoreMachine.TestCase.settings = settings(
-    max_examples=40 if LIGHT else 150,
+    max_examples=40 if LIGHT else int(os.environ.get("CAMBIST_TEST_MACHINE_EXAMPLES", "150")),
     stateful_step_count=30 if LIGHT else 60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

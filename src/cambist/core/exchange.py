@@ -74,6 +74,17 @@ class _Stop(Enum):
     SELF_TRADE = "self_trade"  # self-trade prevention expired the taker
 
 
+def queue_key(order: Order | OrderView) -> tuple[int, int, int]:
+    """An open order's place in its book queue, across restarts.
+
+    ``priority`` is the sequence number at which the order took its place. One command can
+    queue several orders at once: its own order first, then conditional orders it triggered
+    (their priority moved to this command, their creation was earlier), in trigger order,
+    which is their id order.
+    """
+    return (order.priority, 0 if order.created_seq == order.priority else 1, order.order_id)
+
+
 class InvariantViolation(RuntimeError):
     """A broken invariant is a bug: the engine stops rather than persist a wrong state."""
 
@@ -226,7 +237,7 @@ class ExchangeCore:
                 key = (balance.account_id, balance.asset)
                 core.balances[key] = [balance.available, balance.locked]
                 core._hasher.set(balance_key(*key), (balance.available, balance.locked))
-        for view in sorted(snapshot.open_orders, key=lambda o: (o.priority, o.order_id)):
+        for view in sorted(snapshot.open_orders, key=queue_key):
             order = Order.from_view(view)
             if order.status is OrderStatus.UNTRIGGERED:
                 core._park(order, core.markets[order.symbol])
@@ -254,7 +265,7 @@ class ExchangeCore:
             assets=[AssetView(a, s) for a, s in sorted(self.assets.items())],
             markets=[m.view for _, m in sorted(self.markets.items())],
             balances=[self._balance_view(key) for key in sorted(self.balances)],
-            open_orders=[o.view() for o in sorted(self.orders.values(), key=lambda o: o.priority)],
+            open_orders=[o.view() for o in sorted(self.orders.values(), key=queue_key)],
             last_prices={
                 s: m.last_price for s, m in sorted(self.markets.items()) if m.last_price is not None
             },
@@ -768,9 +779,11 @@ class ExchangeCore:
                 self._trigger(order, self.markets[order.symbol], seq, time)
 
     def _trigger(self, order: Order, market: Market, seq: int, time: int) -> None:
-        """The order acts now, as a new taker keeping its id, its place in time and its hold."""
+        """The order acts now, as a new taker keeping its id and its hold. If it comes to rest
+        it queues behind everything already there: its place in time is this command's."""
         self._unpark(order, market)
         self._forget(order)  # registered again by _rest if it comes to rest
+        order.priority = seq
         order.transition(OrderStatus.NEW, seq, time)
         kill = False
         if order.time_in_force is TimeInForce.FOK:
