@@ -285,7 +285,7 @@ async def test_untriggered_stop_limit_rests_and_cancels(
     loss) or 25 % over the ask (take profit), its limit one percent beyond the trigger."""
     bid, ask = await best_prices(live, "BTC-USDT")
     reference = bid if trigger == "stopLossPrice" else ask
-    stop = Decimal(on_tick(reference * Decimal(factor), "0.01", up=False))
+    stop = Decimal(str(on_tick(reference * Decimal(factor), "0.01", up=False)))
     limit = on_tick(stop * Decimal("0.99"), "0.01", up=False)
     order = await ex.create_order(BTC, "limit", "sell", LOT, limit, {trigger: float(stop)})
     assert order["info"]["type"] == binance_type, order["info"]

@@ -563,10 +563,13 @@ async def test_bad_orders_are_refused_the_binance_way_and_change_nothing(world: 
     before = await bn.ok("GET", "account")
     good = limit(symbol, "BUY", "1", "10")
     cases: list[tuple[dict[str, Any], int, str | None]] = [
-        ({**good, "type": "STOP_LOSS", "stopPrice": "9"}, -1116, "Invalid orderType."),
-        ({**good, "type": "STOP_LOSS_LIMIT", "stopPrice": "9"}, -1116, "Invalid orderType."),
-        ({**good, "type": "TAKE_PROFIT"}, -1116, "Invalid orderType."),
+        ({**good, "type": "STOP_LOSS", "stopPrice": "9"}, -1106, "Parameter 'price' sent when not required."),
+        ({**good, "type": "STOP_LOSS_LIMIT"}, -1102, None),  # no stopPrice
+        ({**good, "type": "STOP_LOSS_LIMIT", "stopPrice": "9.001"}, -1013, "Filter failure: PRICE_FILTER"),
+        ({**good, "type": "TAKE_PROFIT"}, -1102, None),
+        ({**good, "stopPrice": "9"}, -1106, "Parameter 'stopPrice' sent when not required."),
         ({**good, "type": "OCO"}, -1116, "Invalid orderType."),
+        ({**good, "type": "TRAILING_STOP_MARKET"}, -1116, "Invalid orderType."),
         ({**good, "side": "HOLD"}, -1117, "Invalid side."),
         ({**good, "timeInForce": "GTD"}, -1115, "Invalid timeInForce."),
         ({k: v for k, v in good.items() if k != "timeInForce"}, -1102, None),
@@ -699,3 +702,51 @@ async def test_user_data_stream_as_ccxt_sends_it(world: World) -> None:
     # ccxt's sign signs private calls; the server reads only the API key of userDataStream
     response = await bn.send("POST", url, body, headers)
     assert response.status_code == 200, response.text
+
+
+async def test_stop_loss_and_take_profit_orders(world: World) -> None:
+    """STOP_LOSS_LIMIT waits as NEW (not working, stopPrice shown, workingTime -1 on GET) with its
+    funds held, acts when a trade reaches its stop; STOP_LOSS sells by quantity; a stop the
+    last price already passed is -2010 "Stop price would trigger immediately."."""
+    native, symbol = await world.market()
+    base = native.split("-")[0]
+    _, trader = await world.user(**{base: "2"})
+    _, maker = await world.user(**{base: "5"})
+    _, taker = await world.user(USDT="10000")
+    await maker.ok("POST", "order", **limit(symbol, "SELL", "0.5", "20"))
+    await taker.ok("POST", "order", **limit(symbol, "BUY", "0.5", "20"))  # last price 20
+
+    stop = await trader.ok(
+        "POST",
+        "order",
+        **limit(symbol, "SELL", "1", "17.5", type="STOP_LOSS_LIMIT", stopPrice="18"),
+    )
+    assert (stop["type"], stop["status"], stop["stopPrice"]) == ("STOP_LOSS_LIMIT", "NEW", "18.000000")
+    assert "workingTime" not in stop  # Binance's -1 would become ccxt's timestamp (P2)
+    check_order(stop, symbol, base)
+    fetched = await trader.ok("GET", "order", symbol=symbol, orderId=stop["orderId"])
+    assert fetched["isWorking"] is False and fetched["stopPrice"] == "18.000000"
+    assert fetched["workingTime"] == -1 and fetched["time"] == stop["transactTime"]
+    parsed = check_order(fetched, symbol, base)
+    assert parsed["triggerPrice"] == 18 and parsed["status"] == "open"
+    balances = {b["asset"]: b for b in (await trader.ok("GET", "account"))["balances"]}
+    assert balances[base]["locked"] == "1.00000000"
+
+    market_stop = await trader.ok(
+        "POST", "order", symbol=symbol, side="SELL", type="STOP_LOSS", quantity="0.5", stopPrice="15"
+    )
+    assert market_stop["type"] == "STOP_LOSS" and market_stop["status"] == "NEW"
+    refused = await trader.call(
+        "POST", "order", **limit(symbol, "SELL", "0.4", "25", type="TAKE_PROFIT_LIMIT", stopPrice="19")
+    )
+    assert_binance_error(refused, -2010, "Stop price would trigger immediately.")
+
+    # Bids at 18 and below; a sale at 18 reaches the stop, which then sells at 17.5 or better.
+    await taker.ok("POST", "order", **limit(symbol, "BUY", "2", "18"))
+    await maker.ok("POST", "order", symbol=symbol, side="SELL", type="MARKET", quantity="0.1")
+    acted = await trader.ok("GET", "order", symbol=symbol, orderId=stop["orderId"])
+    assert acted["status"] == "FILLED" and acted["executedQty"] == "1.00000000", acted
+    assert acted["isWorking"] is False and acted["workingTime"] > 0
+    assert (await trader.ok("GET", "order", symbol=symbol, orderId=market_stop["orderId"]))["status"] == "NEW"
+    canceled = await trader.ok("DELETE", "order", symbol=symbol, orderId=market_stop["orderId"])
+    assert canceled["status"] == "CANCELED" and canceled["type"] == "STOP_LOSS"

@@ -117,7 +117,16 @@ async def test_exchange_info_lists_every_market_with_binance_filters(client: Cli
     assert btc["status"] == "TRADING"
     assert (btc["baseAsset"], btc["quoteAsset"]) == ("BTC", "USDT")
     assert (btc["baseAssetPrecision"], btc["quotePrecision"], btc["quoteAssetPrecision"]) == (8, 6, 6)
-    assert btc["orderTypes"] == list(present.ORDER_TYPES) == ["LIMIT", "LIMIT_MAKER", "MARKET"]
+    assert btc["orderTypes"] == list(present.ORDER_TYPES)
+    assert set(btc["orderTypes"]) == {
+        "LIMIT",
+        "LIMIT_MAKER",
+        "MARKET",
+        "STOP_LOSS",
+        "STOP_LOSS_LIMIT",
+        "TAKE_PROFIT",
+        "TAKE_PROFIT_LIMIT",
+    }
     assert btc["isSpotTradingAllowed"] is True and btc["quoteOrderQtyMarketAllowed"] is True
     assert btc["permissions"] == []
     assert btc["defaultSelfTradePreventionMode"] == "EXPIRE_MAKER"

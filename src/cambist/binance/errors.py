@@ -74,6 +74,7 @@ REJECTED_MBX_KEY = (-2015, "Invalid API-key, IP, or permissions for action.")
 
 INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
 WOULD_MATCH = "Order would immediately match and take."
+WOULD_TRIGGER = "Stop price would trigger immediately."
 DUPLICATE_ORDER = "Duplicate order sent."
 MARKET_CLOSED = "Market is closed."
 
@@ -122,6 +123,8 @@ def from_reject(reject: RejectCode, *, cancel: bool = False) -> BinanceError:
             return order_rejected(INSUFFICIENT_BALANCE)
         case RejectCode.POST_ONLY_WOULD_TAKE:
             return order_rejected(WOULD_MATCH)
+        case RejectCode.STOP_WOULD_TRIGGER:
+            return order_rejected(WOULD_TRIGGER)
         case RejectCode.DUPLICATE_CLIENT_ORDER_ID:
             return order_rejected(DUPLICATE_ORDER)
         case RejectCode.MARKET_HALTED:

@@ -34,7 +34,6 @@ STP_TO_BINANCE: dict[SelfTradePrevention, str] = {
 }
 
 
-# By value, so conditional types (issue 6) print right as soon as the core has them.
 TYPE_NAMES: dict[str, str] = {
     "limit": "LIMIT",
     "market": "MARKET",
@@ -88,12 +87,12 @@ def order_body(order: OrderView, s: Scales) -> dict[str, Any]:
         "type": order_type(order),
         "side": "BUY" if order.side is Side.BUY else "SELL",
         # getattr: conditional orders (issue 6) bring ``stop_price``; others print zero.
-        "stopPrice": fmt(getattr(order, "stop_price", None) or 0, s.quote),
+        "stopPrice": fmt(order.stop_price or 0, s.quote),
         "icebergQty": fmt(0, s.base),
         "time": order.created_at,
         "updateTime": order.updated_at,
-        "isWorking": order.status in OPEN,
-        "workingTime": order.created_at,
+        "isWorking": order.status in OPEN and order.status is not OrderStatus.UNTRIGGERED,
+        "workingTime": working_time(order),
         "origQuoteOrderQty": fmt(order.quote_quantity or 0, s.quote),
         "selfTradePreventionMode": STP_TO_BINANCE[order.self_trade_prevention],
     }
@@ -124,9 +123,20 @@ def result_body(order: OrderView, s: Scales, transact_time: int) -> dict[str, An
         "timeInForce": time_in_force(order),
         "type": order_type(order),
         "side": "BUY" if order.side is Side.BUY else "SELL",
-        "workingTime": order.created_at,
+        # Binance says workingTime -1 for a stop that waits, and ccxt would take that as the
+        # order's timestamp (binance-compat.md P2): leaving it out makes it transactTime.
+        **({"workingTime": order.created_at} if order.status is not OrderStatus.UNTRIGGERED else {}),
         "selfTradePreventionMode": STP_TO_BINANCE[order.self_trade_prevention],
+        **({"stopPrice": fmt(order.stop_price, s.quote)} if order.stop_price is not None else {}),
     }
+
+
+def working_time(order: OrderView) -> int:
+    """When the order started working on the book; -1 while a stop waits untriggered, as on
+    Binance (binance-compat.md P2)."""
+    if order.status is OrderStatus.UNTRIGGERED:
+        return -1
+    return order.created_at if order.stop_price is None else order.updated_at
 
 
 def full_body(order: OrderView, s: Scales, transact_time: int, trades: Iterable[Trade]) -> dict[str, Any]:
@@ -137,7 +147,7 @@ def cancel_body(order: OrderView, s: Scales, transact_time: int, cancel_client_i
     """``DELETE /order`` and each entry of ``DELETE /openOrders``: ``clientOrderId`` is the
     cancel request's id and ``origClientOrderId`` the order's."""
     body = result_body(order, s, transact_time)
-    body.pop("workingTime")
+    body.pop("workingTime", None)
     return {
         "symbol": s.symbol,
         "origClientOrderId": order.client_order_id or "",

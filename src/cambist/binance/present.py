@@ -21,7 +21,15 @@ from cambist.store.queries import Kline, TickerWindow
 # Every order type the facade accepts, in the order Binance lists them. ccxt's create_order
 # refuses a type missing here (binance-compat.md §2.1, P1), so exchangeInfo and POST /order
 # both read this one list. Stop types come with issue 6.
-ORDER_TYPES: tuple[str, ...] = ("LIMIT", "LIMIT_MAKER", "MARKET")
+ORDER_TYPES: tuple[str, ...] = (
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+)
 
 # Cambist's self-trade prevention modes in Binance's words (there is no "NONE": every
 # Cambist market prevents self-trades one way or another).

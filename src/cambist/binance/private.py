@@ -137,6 +137,15 @@ class NewOrder:
         self.response_type = response_type
 
 
+# Binance's conditional order types; the plain ones (LIMIT, LIMIT_MAKER, MARKET) map to None.
+CONDITIONAL_KINDS: dict[str, OrderType] = {
+    "STOP_LOSS": OrderType.STOP_MARKET,
+    "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT": OrderType.TAKE_PROFIT_MARKET,
+    "TAKE_PROFIT_LIMIT": OrderType.TAKE_PROFIT_LIMIT,
+}
+
+
 def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
     params = signed.params
     market = context.market(runtime, params.get("symbol"))
@@ -150,19 +159,25 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         raise errors.mandatory("type")
     if kind not in ORDER_TYPES:
         raise errors.error(errors.INVALID_ORDER_TYPE)
-    for unsupported in ("stopPrice", "trailingDelta", "icebergQty", "strategyId", "strategyType"):
+    for unsupported in ("trailingDelta", "icebergQty", "strategyId", "strategyType"):
         if _text(params, unsupported) is not None:
             raise errors.not_required(unsupported)
+    conditional = CONDITIONAL_KINDS.get(kind)
     base_scale = runtime.hub.assets[market.base_asset]
     quote_scale = runtime.hub.assets[market.quote_asset]
     quantity = _amount(params, "quantity", base_scale, "LOT_SIZE")
     quote_quantity = _amount(params, "quoteOrderQty", quote_scale, "NOTIONAL")
     price = _amount(params, "price", quote_scale, "PRICE_FILTER")
+    stop_price = _amount(params, "stopPrice", quote_scale, "PRICE_FILTER")
+    if conditional is None and stop_price is not None:
+        raise errors.not_required("stopPrice")
+    if conditional is not None and stop_price is None:
+        raise errors.mandatory("stopPrice")
     tif_text = _text(params, "timeInForce")
     time_in_force = TimeInForce.GTC
     post_only = False
-    if kind == "MARKET":
-        order_type = OrderType.MARKET
+    if kind in ("MARKET", "STOP_LOSS", "TAKE_PROFIT"):
+        order_type = conditional or OrderType.MARKET
         if price is not None:
             raise errors.not_required("price")
         if tif_text is not None:
@@ -175,10 +190,10 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         if quantity is not None and quote_quantity is not None:
             raise errors.not_required("quoteOrderQty")
     else:
-        order_type = OrderType.LIMIT
+        order_type = conditional or OrderType.LIMIT
         if quote_quantity is not None:
             raise errors.not_required("quoteOrderQty")
-        if kind == "LIMIT":
+        if kind != "LIMIT_MAKER":
             if tif_text is None:
                 raise errors.mandatory("timeInForce")
             found = TIME_IN_FORCE.get(tif_text)
@@ -216,6 +231,7 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         post_only=post_only,
         client_order_id=client_order_id,
         self_trade_prevention=None if stp_text is None else STP_FROM_BINANCE[stp_text],
+        stop_price=stop_price,
     )
     _check_filters(command, market, base_scale)
     return NewOrder(command, market, response_type)
@@ -226,8 +242,9 @@ def _check_filters(command: PlaceOrder, market: MarketView, base_scale: int) -> 
     the core checks them again (and is the authority) when the order is placed."""
     if market.status is not MarketStatus.TRADING:
         raise errors.BinanceError(-1013, errors.MARKET_CLOSED)
-    if command.price is not None and command.price % market.tick_size:
-        raise errors.filter_failure("PRICE_FILTER")
+    for price in (command.price, command.stop_price):
+        if price is not None and price % market.tick_size:
+            raise errors.filter_failure("PRICE_FILTER")
     if command.quantity is not None and (
         command.quantity % market.lot_size or command.quantity < market.min_quantity
     ):

@@ -55,10 +55,11 @@ from typing import Any, Protocol
 import msgspec
 
 from cambist.api.runtime import Runtime
+from cambist.binance import orders_view
 from cambist.binance.context import symbols
 from cambist.binance.present import fmt
 from cambist.core.events import BalanceView, LedgerEntry, MarketView, OrderView, Trade
-from cambist.core.types import Bucket, OrderStatus, OrderType, SelfTradePrevention, Side
+from cambist.core.types import Bucket, OrderStatus, SelfTradePrevention, Side
 from cambist.engine.engine import CommittedBatch, DepthSnapshot
 from cambist.engine.link import MarketState
 from cambist.store.queries import Kline
@@ -811,18 +812,6 @@ def ticker_event(window: _Window, book: DepthSnapshot | None, s: _Scales, now: i
     }
 
 
-def _order_type(order: OrderView) -> str:
-    if order.order_type is OrderType.MARKET:
-        return "MARKET"
-    return "LIMIT_MAKER" if order.post_only else "LIMIT"
-
-
-def _time_in_force(order: OrderView) -> str:
-    if order.order_type is OrderType.LIMIT and not order.post_only:
-        return order.time_in_force.value
-    return "GTC"
-
-
 def execution_reports(
     order: OrderView,
     fills: Iterable[tuple[Trade, bool]],
@@ -840,11 +829,11 @@ def execution_reports(
         "s": s.name,
         "c": order.client_order_id or "",
         "S": "BUY" if order.side is Side.BUY else "SELL",
-        "o": _order_type(order),
-        "f": _time_in_force(order),
+        "o": orders_view.order_type(order),
+        "f": orders_view.time_in_force(order),
         "q": fmt(quantity, s.base),
         "p": fmt(order.price or 0, s.quote),
-        "P": fmt(0, s.quote),
+        "P": fmt(order.stop_price or 0, s.quote),
         "F": fmt(0, s.base),
         "g": -1,
         "C": "",

@@ -58,7 +58,8 @@ class Reply(msgspec.Struct, array_like=True, frozen=True):
 
 
 class EventBatch(msgspec.Struct, tag="batch", array_like=True, frozen=True):
-    """One committed batch as gateways need it (the ledger stays in the engine)."""
+    """One committed batch as gateways need it. Of the ledger only credits travel (the Binance
+    user stream tells deposits as ``balanceUpdate``); the rest stays in the engine."""
 
     first_seq: int
     changes: Changes
@@ -66,7 +67,8 @@ class EventBatch(msgspec.Struct, tag="batch", array_like=True, frozen=True):
 
     @classmethod
     def of(cls, batch: CommittedBatch) -> EventBatch:
-        changes = msgspec.structs.replace(batch.changes, ledger=[])
+        credits = [entry for entry in batch.changes.ledger if entry.kind == "credit"]
+        changes = msgspec.structs.replace(batch.changes, ledger=credits)
         return cls(batch.first_seq, changes, list(batch.depth.values()))
 
     def committed(self) -> CommittedBatch:
