@@ -214,9 +214,19 @@ class ApiKeys:
             api_key_id=api_key,
         )
 
-    def known(self, api_key: str) -> bool:
-        """The key exists and is usable (for endpoints that take the key without a signature)."""
-        return self._record(api_key, self._clock()) is not None
+    def principal(self, api_key: str, client_ip: str | None) -> Principal | None:
+        """Who a usable key belongs to, from this IP, without a signature: for endpoints that
+        take the key alone (Binance's userDataStream). None: unknown, revoked or not from here."""
+        record = self._record(api_key, self._clock())
+        if record is None or not ip_allowed(client_ip, record.allowlist):
+            return None
+        return Principal(
+            user_id=record.user_id,
+            roles=frozenset({Role.USER}),
+            session_id=None,
+            permissions=record.permissions,
+            api_key_id=api_key,
+        )
 
     def _record(self, api_key: str, now: int) -> _KeyRecord | None:
         if not isinstance(api_key, str) or not api_key or len(api_key) > KEY_ID_LENGTH_MAX:

@@ -418,8 +418,10 @@ class AccountService:
         the Binance facade, which signs its own way; see ``ApiKeys.authenticate_payload``)."""
         return self._api_keys.authenticate_payload(api_key, payload, signature, client_ip)
 
-    def api_key_exists(self, api_key: str) -> bool:
-        return self._api_keys.known(api_key)
+    def api_key_principal(self, api_key: str, client_ip: str | None) -> Principal | None:
+        """The owner of a usable key used from ``client_ip``, without a signature (see
+        ``ApiKeys.principal``)."""
+        return self._api_keys.principal(api_key, client_ip)
 
     def authenticate_signed_request(
         self,

@@ -54,9 +54,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            handler = scope.get("route_handler")
-            route = getattr(handler, "paths", None)
-            template: str = next(iter(route)) if route else "unmatched"
+            # Litestar's full route template (a router's prefix included, e.g. /api/v3/order).
+            template: str = scope.get("path_template") or "unmatched"  # type: ignore[assignment]
             method: str = str(scope.get("method", "GET"))
             pair = children.get((method, template, status))
             if pair is None:

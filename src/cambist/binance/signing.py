@@ -25,8 +25,7 @@ from urllib.parse import parse_qsl
 from litestar import Request
 
 from cambist.accounts.errors import AuthError
-from cambist.accounts.permissions import Permission, Principal, Role
-from cambist.accounts.validation import ip_allowed
+from cambist.accounts.permissions import Permission, Principal
 from cambist.api.auth import client_ip, runtime_of
 from cambist.api.runtime import Runtime
 from cambist.binance import errors
@@ -212,20 +211,4 @@ async def key_owner(request: Request[Any, Any, Any], permission: Permission = Pe
 
 
 def _principal_of_key(runtime: Runtime, api_key: str, ip: str | None) -> Principal | None:
-    accounts: Any = runtime.accounts
-    lookup = getattr(accounts, "api_key_principal", None)
-    if lookup is not None:  # the public form, once AccountService has one
-        found: Principal | None = lookup(api_key, ip)
-        return found
-    # AccountService has no public "whose key is this" yet: read the key record it caches.
-    keys = accounts._api_keys
-    record = keys._record(api_key, keys._clock())
-    if record is None or not ip_allowed(ip, record.allowlist):
-        return None
-    return Principal(
-        user_id=record.user_id,
-        roles=frozenset({Role.USER}),
-        session_id=None,
-        permissions=record.permissions,
-        api_key_id=api_key,
-    )
+    return runtime.accounts.api_key_principal(api_key, ip)
