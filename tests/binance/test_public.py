@@ -376,8 +376,31 @@ async def test_klines_time_range_and_limit(client: Client, traded: dict[str, Any
     await binance_error(client, "/klines", -1023, symbol=symbol, interval="1m", startTime=2, endTime=1)
 
 
-@pytest.mark.parametrize("interval", ["1s", "3m", "30m", "2h", "1w", "1M", "7m", "1H", "1min"])
-async def test_klines_intervals_not_kept_are_invalid(client: Client, interval: str) -> None:
+async def test_klines_aggregated_intervals_sum_the_native_klines(
+    client: Client, traded: dict[str, Any]
+) -> None:
+    """3m..1M are aggregated from a stored interval (tests/binance/test_klines.py covers them over
+    crafted histories); here over the fixture's live trades."""
+    sources = {"3m": "1m", "30m": "15m", "2h": "1h", "6h": "1h", "8h": "4h", "12h": "4h"}
+    sources.update({"3d": "1d", "1w": "1d", "1M": "1d"})
+    for interval, source in sources.items():
+        body = await ok(client, "/klines", symbol=traded["binance"], interval=interval)
+        native = (await client.get(f"{API}/klines/{traded['symbol']}", params={"interval": source})).json()[
+            "data"
+        ]
+        assert body and sum(row[8] for row in body) == sum(row[8] for row in native) == 2
+        for row in body:
+            inside = [b for b in native if row[0] <= b[0] <= row[6]]
+            assert Decimal(row[1]) == Decimal(inside[0][1]) and Decimal(row[4]) == Decimal(inside[-1][4])
+            assert Decimal(row[2]) == max(Decimal(b[2]) for b in inside)
+            assert Decimal(row[3]) == min(Decimal(b[3]) for b in inside)
+            assert Decimal(row[5]) == sum(Decimal(b[5]) for b in inside)
+            assert Decimal(row[7]) == sum(Decimal(b[7]) for b in inside)
+            assert row[8] == sum(b[8] for b in inside)
+
+
+@pytest.mark.parametrize("interval", ["1s", "7m", "1H", "1min", "1W", "1mo"])
+async def test_klines_unknown_intervals_and_1s_are_invalid(client: Client, interval: str) -> None:
     msg = await binance_error(client, "/klines", -1120, symbol="BTCUSDT", interval=interval)
     assert msg == "Invalid interval."
 
@@ -592,15 +615,19 @@ async def test_ccxt_order_book(exchange: Any, traded: dict[str, Any]) -> None:
 async def test_ccxt_ohlcv(exchange: Any, traded: dict[str, Any]) -> None:
     await exchange.load_markets()
     symbol = unified(traded)
-    for timeframe in ("1m", "1h", "1d"):
+    timeframes = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+    for timeframe in timeframes:  # the stored intervals and those aggregated from them
         rows = await exchange.fetch_ohlcv(symbol, timeframe)
         assert rows
+        assert sum(row[5] for row in rows) == pytest.approx(0.03)
         for row in rows:
             check_ohlcv(exchange, {}, "fetchOHLCV", row, symbol, exchange.milliseconds())
     since = (await exchange.fetch_ohlcv(symbol, "1m"))[0][0]
     assert (await exchange.fetch_ohlcv(symbol, "1m", since, 1))[0][0] == since
+    since = (await exchange.fetch_ohlcv(symbol, "2h"))[0][0]
+    assert (await exchange.fetch_ohlcv(symbol, "2h", since, 1))[0][0] == since
     with pytest.raises(ccxt_async.BadRequest):
-        await exchange.fetch_ohlcv(symbol, "3m")  # -1120: not kept
+        await exchange.fetch_ohlcv(symbol, "1s")  # -1120: no per-second candles are kept
 
 
 async def test_ccxt_trades(exchange: Any, traded: dict[str, Any]) -> None:

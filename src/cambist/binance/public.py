@@ -18,7 +18,7 @@ from litestar import Request, get
 
 from cambist.api.deps import RuntimeDep
 from cambist.api.runtime import Runtime
-from cambist.binance import errors, present, reads
+from cambist.binance import candles, errors, present, reads
 from cambist.binance.context import market as market_of
 from cambist.binance.context import symbols as symbol_map
 from cambist.binance.errors import BinanceError
@@ -35,11 +35,13 @@ KLINES_DEFAULT, KLINES_MAX = 500, 1000
 AGG_TRADES_WINDOW_MS = 3_600_000  # Binance: at most one hour between startTime and endTime
 DEPTH_CACHE_MAX = 256
 
-# Binance's kline intervals; Cambist keeps the ones in KLINE_INTERVALS_MS, the others are -1120.
+# Binance's kline intervals. The store keeps those in KLINE_INTERVALS_MS; the others are
+# aggregated from them in the read (candles.SOURCES), except 1s (-1120): the store keeps no
+# per-second buckets. (The stream hub builds @kline_1s from live trades; REST cannot.)
 BINANCE_INTERVALS = (
     "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M",
 )  # fmt: skip
-INTERVALS = tuple(i for i in BINANCE_INTERVALS if i in KLINE_INTERVALS_MS)
+INTERVALS = tuple(i for i in BINANCE_INTERVALS if i in KLINE_INTERVALS_MS or i in candles.SOURCES)
 
 Query = Request[Any, Any, Any]
 TickerInputs = tuple[TickerWindow | None, int | None, Trade | None]
@@ -248,14 +250,17 @@ async def klines(request: Query, runtime: RuntimeDep) -> list[list[Any]]:
     interval = _param(request, "interval")
     if not interval:
         raise errors.mandatory("interval")
-    if interval not in KLINE_INTERVALS_MS:
+    if interval not in INTERVALS:
         raise errors.error(errors.BAD_INTERVAL)
     start, end = _times(request)
     limit = _limit(request, KLINES_DEFAULT, KLINES_MAX)
     zone = _param(request, "timeZone")
     if zone is not None and zone not in _UTC_OFFSETS:
         raise errors.invalid("timeZone")  # candles are kept in UTC only
-    rows = await runtime.read(runtime.queries.klines, market.symbol, interval, start, end, limit)
+    if interval in KLINE_INTERVALS_MS:
+        rows = await runtime.read(runtime.queries.klines, market.symbol, interval, start, end, limit)
+    else:
+        rows = await runtime.read(candles.klines, runtime.db, market.symbol, interval, start, end, limit)
     base, quote = _scales(runtime, market)
     return [present.kline(k, base, quote) for k in rows]
 
