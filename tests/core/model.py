@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from cambist.core.commands import (
     AddAsset,
+    AmendOrder,
     CancelAllOrders,
     CancelOrder,
     Command,
@@ -90,6 +91,7 @@ class MOrder:
     fee: int = 0
     status: OrderStatus = OrderStatus.NEW
     stop: int | None = None  # conditional orders: the trigger price
+    post_only: bool = False
 
     @property
     def remaining(self) -> int:
@@ -189,6 +191,8 @@ class Model:
                 return self._cancel(command)
             if isinstance(command, CancelAllOrders):
                 return self._cancel_all(command)
+            if isinstance(command, AmendOrder):
+                return self._amend(command)
             if isinstance(command, Credit):
                 return self._credit(command)
             if isinstance(command, UpsertMarket):
@@ -254,6 +258,55 @@ class Model:
                 result.touched[order_id] = OrderStatus.CANCELED
         return result
 
+    def _amend(self, cmd: AmendOrder) -> Result:
+        order = self.open.get(cmd.order_id)
+        if order is None or order.account != cmd.account_id:
+            raise Reject(RejectCode.ORDER_NOT_FOUND)
+        if order.status is OrderStatus.UNTRIGGERED or order.price is None:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if cmd.quantity is None and cmd.price is None:
+            raise Reject(RejectCode.INVALID_ORDER)
+        market = self.markets[order.symbol]
+        if market.halted:
+            raise Reject(RejectCode.MARKET_HALTED)
+        assert order.quantity is not None
+        quantity = order.quantity if cmd.quantity is None else cmd.quantity
+        price = order.price if cmd.price is None else cmd.price
+        if cmd.price is not None and (not 0 < price < MAX_UNITS or price % market.tick):
+            raise Reject(RejectCode.INVALID_PRICE)
+        if cmd.quantity is not None:
+            self._check_quantity(quantity, market)
+        if quantity <= order.filled:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        remaining = quantity - order.filled
+        if remaining * price // market.base_unit >= MAX_UNITS:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        buy = order.side is Side.BUY
+        needed = ceil_div(remaining * price, market.base_unit) if buy else remaining
+        if price == order.price and quantity <= order.quantity:  # keeps its place
+            order.quantity = quantity
+            if order.hold > needed:
+                self._add(order.account, order.hold_asset, order.hold - needed, needed - order.hold)
+                order.hold = needed
+            return Result(order=order)
+        if ceil_div(quantity * price, market.base_unit) < market.min_notional:
+            raise Reject(RejectCode.BELOW_MIN_NOTIONAL)
+        if order.post_only:
+            opposite = market.asks() if buy else market.bids()
+            if opposite and self._crosses(order.side, price, opposite[0].price or 0):
+                raise Reject(RejectCode.POST_ONLY_WOULD_TAKE)
+        extra = needed - order.hold
+        if extra > self.balance(order.account, order.hold_asset)[0]:
+            raise Reject(RejectCode.INSUFFICIENT_FUNDS)
+        market.resting.remove(order)
+        del self.open[order.order_id]
+        order.quantity, order.price = quantity, price
+        self._add(order.account, order.hold_asset, -extra, extra)
+        order.hold += extra
+        result = self._execute(order, market, order.hold, held=True)
+        self._run_triggers(market, result)
+        return result
+
     # ---------------------------------------------------------------- placing
 
     def _place(self, cmd: PlaceOrder) -> Result:
@@ -291,6 +344,7 @@ class Model:
             stp=stp,
             client_order_id=cmd.client_order_id,
             hold_asset=market.quote if buy else market.base,
+            post_only=cmd.post_only,
         )
         if cmd.order_type in CONDITIONAL:
             return self._place_conditional(cmd, market, order)

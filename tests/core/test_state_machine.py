@@ -5,7 +5,8 @@ notional) and three accounts with small price and quantity grids so orders cross
 credits, limit orders GTC/IOC/FOK with post-only and every self-trade prevention mode,
 market orders by quantity and by quote quantity, stop and take-profit orders (market and limit,
 stops a few ticks beyond the last price so they trigger and cascade, or on the wrong side, off
-the tick, missing or mis-sized), cancels of open, foreign and made-up ids,
+the tick, missing or mis-sized), amends of resting orders (smaller, larger, re-priced across
+the book, refused), cancels of open, foreign and made-up ids,
 cancel-all, off-tick and off-lot orders, market halts/resumes, fee and default-STP changes.
 
 The reference model (``model.py``) predicts everything exactly — reject codes, statuses,
@@ -39,6 +40,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from cambist.core.checks import check_invariants
 from cambist.core.commands import (
     AddAsset,
+    AmendOrder,
     CancelAllOrders,
     CancelOrder,
     Command,
@@ -133,7 +135,7 @@ class CoreMachine(RuleBasedStateMachine):
     def check_outcome(self, outcome: Outcome, expected: ref.Result) -> None:
         views = ([outcome.order] if outcome.order else []) + list(outcome.orders)
         for view in views:
-            self.prices.setdefault(view.order_id, view.price)
+            self.prices[view.order_id] = view.price  # the latest: an amend can change it
             if view.quantity is not None:
                 assert 0 <= view.filled_quantity <= view.quantity
         if expected.order is not None:
@@ -432,6 +434,37 @@ class CoreMachine(RuleBasedStateMachine):
                 **size,  # type: ignore[arg-type]
             )
         )
+
+    @precondition(lambda self: bool(self.on_books()))
+    @rule(
+        data=st.data(),
+        change=st.sampled_from(["smaller", "larger", "price", "both", "nothing", "below filled", "off lot"]),
+        foreign=st.sampled_from([False] * 6 + [True]),
+        lots=st.integers(min_value=1, max_value=20),
+        step=st.integers(min_value=0, max_value=7),
+    )
+    def amend(self, data: st.DataObject, change: str, foreign: bool, lots: int, step: int) -> None:
+        """Amend a resting order: smaller (keeps its place), larger, re-priced (may cross), or
+        wrongly (nothing to change, at or below what filled, off the lot, someone else's)."""
+        order = self.model.open[data.draw(st.sampled_from(self.on_books()), label="order_id")]
+        spec = next(m for m in MARKETS if m.symbol == order.symbol)
+        account = order.account
+        if foreign:
+            account = data.draw(st.sampled_from([a for a in ACCOUNTS if a != order.account]), label="account")
+        assert order.quantity is not None
+        quantity: int | None = None
+        price: int | None = None
+        if change == "smaller":
+            quantity = max(order.filled + spec.lot, order.quantity - lots * spec.lot)
+        elif change in ("larger", "both"):
+            quantity = order.quantity + lots * spec.lot
+        elif change == "below filled":
+            quantity = order.filled
+        elif change == "off lot":
+            quantity = order.quantity + 1
+        if change in ("price", "both"):
+            price = spec.price0 + step * spec.tick
+        self.run(AmendOrder(account, order.order_id, quantity=quantity, price=price))
 
     @precondition(lambda self: bool(self.model.open) or len(self.journal) % 4 == 0)
     @rule(

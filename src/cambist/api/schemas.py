@@ -108,6 +108,13 @@ class PlaceOrderRequest(Request, frozen=True):
     stop_price: str | None = None  # stop and take-profit orders: the trigger price
 
 
+class AmendOrderRequest(Request, frozen=True):
+    """The new total quantity (what has filled included) and/or the new price."""
+
+    quantity: str | None = None
+    price: str | None = None
+
+
 class FillResponse(Response, frozen=True):
     trade_id: int
     price: str

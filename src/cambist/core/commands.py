@@ -96,7 +96,21 @@ class CancelAllOrders(Command, frozen=True, tag="cancel_all_orders"):
     symbol: str
 
 
-AnyCommand = AddAsset | UpsertMarket | Credit | PlaceOrder | CancelOrder | CancelAllOrders
+class AmendOrder(Command, frozen=True, tag="amend_order"):
+    """Change a resting order's quantity (the new total, filled part included) or price.
+
+    Reducing the quantity keeps the order's place in the queue. A new price or a larger
+    quantity moves it to the back, holds what it now needs, and at a price that crosses the
+    book it trades first, like a new order (cancel-replace in one step, keeping its id).
+    """
+
+    account_id: int
+    order_id: int
+    quantity: int | None = None
+    price: int | None = None
+
+
+AnyCommand = AddAsset | UpsertMarket | Credit | PlaceOrder | CancelOrder | CancelAllOrders | AmendOrder
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyCommand)

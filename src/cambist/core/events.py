@@ -70,6 +70,10 @@ class OrderView(msgspec.Struct, frozen=True):
     created_seq: int
     updated_seq: int
     stop_price: int | None = None  # conditional orders (``OrderType.CONDITIONAL``) only
+    # Among orders that took their place in the queue in the same command (``priority``), the
+    # order they did: 0 for the command's new order, 1, 2... for orders re-queued by it
+    # (amended, or triggered). Restores the exact queue (``exchange.queue_key``).
+    queue_rank: int = 0
 
 
 class Trade(msgspec.Struct, frozen=True):

@@ -20,6 +20,7 @@ from sortedcontainers import SortedList
 from cambist.core.book import BookSide, OrderBook
 from cambist.core.commands import (
     AddAsset,
+    AmendOrder,
     CancelAllOrders,
     CancelOrder,
     Command,
@@ -77,12 +78,12 @@ class _Stop(Enum):
 def queue_key(order: Order | OrderView) -> tuple[int, int, int]:
     """An open order's place in its book queue, across restarts.
 
-    ``priority`` is the sequence number at which the order took its place. One command can
-    queue several orders at once: its own order first, then conditional orders it triggered
-    (their priority moved to this command, their creation was earlier), in trigger order,
-    which is their id order.
+    ``priority`` is the sequence number of the command at which the order took its place. One
+    command can queue several orders: its new order first (rank 0), then the orders it
+    re-queued (an amended order, conditional orders it triggered) in the order it did
+    (``queue_rank`` 1, 2, ...).
     """
-    return (order.priority, 0 if order.created_seq == order.priority else 1, order.order_id)
+    return (order.priority, order.queue_rank, order.order_id)
 
 
 class InvariantViolation(RuntimeError):
@@ -140,6 +141,7 @@ class ExchangeCore:
         self.next_trade_id = 1
         self.next_posting_id = 1
         self._hasher = StateHasher()
+        self._requeued = 0
         # Entities changed since the hash was last brought up to date: hashing them once per
         # state_hash() call (once per batch in the engine) instead of once per command skips
         # the orders that are born and finished inside a batch, and repeated touches.
@@ -166,6 +168,7 @@ class ExchangeCore:
         self.last_seq = seq
         self.last_time = time
         self._scope = scope = _CommandScope()
+        self._requeued = 0  # orders this command moved to the back of a queue (queue_rank)
         try:
             outcome = self._dispatch(command, seq, time)
         except Rejected as rejected:
@@ -287,6 +290,8 @@ class ExchangeCore:
             return self._cancel(command, seq, time)
         if isinstance(command, CancelAllOrders):
             return self._cancel_all(command, seq, time)
+        if isinstance(command, AmendOrder):
+            return self._amend(command, seq, time)
         if isinstance(command, Credit):
             return self._credit(command, seq, time)
         if isinstance(command, UpsertMarket):
@@ -772,18 +777,30 @@ class ExchangeCore:
                 if not (market.on_rise or market.on_fall):
                     continue
                 low, high = ranges[symbol]
-                due.extend(self.orders[oid] for _, oid in market.on_rise.irange(maximum=(high, MAX_UNITS)))
-                due.extend(self.orders[oid] for _, oid in market.on_fall.irange(minimum=(low, 0)))
+                # The nearest stop first: usually nothing is in reach, and that costs O(1).
+                if market.on_rise and market.on_rise[0][0] <= high:
+                    due.extend(
+                        self.orders[oid] for _, oid in market.on_rise.irange(maximum=(high, MAX_UNITS))
+                    )
+                if market.on_fall and market.on_fall[-1][0] >= low:
+                    due.extend(self.orders[oid] for _, oid in market.on_fall.irange(minimum=(low, 0)))
             due.sort(key=lambda o: (o.priority, o.order_id))
             for order in due:
                 self._trigger(order, self.markets[order.symbol], seq, time)
+
+    def _requeue(self, order: Order, seq: int) -> None:
+        """The order takes a new place in time: behind everything queued before this command
+        and behind what this command queued before it."""
+        self._requeued += 1
+        order.priority = seq
+        order.queue_rank = self._requeued
 
     def _trigger(self, order: Order, market: Market, seq: int, time: int) -> None:
         """The order acts now, as a new taker keeping its id and its hold. If it comes to rest
         it queues behind everything already there: its place in time is this command's."""
         self._unpark(order, market)
         self._forget(order)  # registered again by _rest if it comes to rest
-        order.priority = seq
+        self._requeue(order, seq)
         order.transition(OrderStatus.NEW, seq, time)
         kill = False
         if order.time_in_force is TimeInForce.FOK:
@@ -969,6 +986,79 @@ class ExchangeCore:
         self._release_hold(order, seq, time)
         self._forget(order)
         self._touch_order(order)
+
+    # ------------------------------------------------------------------ amend
+
+    def _amend(self, cmd: AmendOrder, seq: int, time: int) -> Outcome:
+        order = self.orders.get(cmd.order_id)
+        if order is None or order.account_id != cmd.account_id:
+            raise Rejected(RejectCode.ORDER_NOT_FOUND, f"order {cmd.order_id} is not open")
+        if order.status is OrderStatus.UNTRIGGERED or order.price is None:
+            raise Rejected(RejectCode.INVALID_ORDER, "only an order resting on the book can be amended")
+        if cmd.quantity is None and cmd.price is None:
+            raise Rejected(RejectCode.INVALID_ORDER, "an amend changes the quantity, the price or both")
+        market = self.markets[order.symbol]
+        view = market.view
+        if view.status is not MarketStatus.TRADING:
+            raise Rejected(RejectCode.MARKET_HALTED, f"{order.symbol} is not accepting changes")
+        assert order.quantity is not None
+        quantity = order.quantity if cmd.quantity is None else cmd.quantity
+        price = order.price if cmd.price is None else cmd.price
+        if cmd.price is not None:
+            self._check_price(price, view)
+        if cmd.quantity is not None:
+            self._check_quantity(quantity, view)
+        if quantity <= order.filled_quantity:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "the new quantity must exceed what has filled")
+        remaining = quantity - order.filled_quantity
+        base_unit = market.base_unit
+        if remaining * price // base_unit >= MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "price x quantity is too large")
+        keeps_place = price == order.price and quantity <= order.quantity
+        if keeps_place:
+            return self._reduce(order, market, quantity, seq, time)
+        if -(-quantity * price // base_unit) < view.min_notional:
+            raise Rejected(
+                RejectCode.BELOW_MIN_NOTIONAL, "price x quantity is below the market's minimum notional"
+            )
+        if order.post_only and self._crosses(order.side, price, market):
+            raise Rejected(RejectCode.POST_ONLY_WOULD_TAKE, "a postOnly order would trade immediately")
+        needed = -(-remaining * price // base_unit) if order.side is Side.BUY else remaining
+        extra = needed - order.hold_remaining
+        if extra > self._available(order.account_id, order.hold_asset):
+            raise Rejected(RejectCode.INSUFFICIENT_FUNDS, f"insufficient {order.hold_asset} available")
+        # Validated: off the book, re-priced and re-sized, then in again as a taker would come.
+        side = market.book.bids if order.side is Side.BUY else market.book.asks
+        side.remove(order, order.remaining)
+        self._forget(order)
+        self._books_changed.add(order.symbol)
+        order.quantity, order.price = quantity, price
+        self._requeue(order, seq)
+        order.touch(seq, time)
+        if extra > 0:
+            self._move_hold(order, extra, seq, time)
+        elif extra < 0:
+            self._release(order, -extra, seq, time)
+        self._run(order, market, 0, False, seq, time)
+        self._run_triggers(seq, time)
+        return self._order_outcome(order, seq, time)
+
+    def _reduce(self, order: Order, market: Market, quantity: int, seq: int, time: int) -> Outcome:
+        """A smaller quantity at the same price: the order keeps its place in the queue."""
+        assert order.quantity is not None and order.price is not None
+        side = market.book.bids if order.side is Side.BUY else market.book.asks
+        side.reduce(order, order.quantity - quantity)
+        order.quantity = quantity
+        order.touch(seq, time)
+        self._touch_order(order)
+        self._books_changed.add(order.symbol)
+        if order.side is Side.BUY:
+            needed = -(-order.remaining * order.price // market.base_unit)
+        else:
+            needed = order.remaining
+        if order.hold_remaining > needed:
+            self._release(order, order.hold_remaining - needed, seq, time)
+        return self._order_outcome(order, seq, time)
 
     # ------------------------------------------------------------------ cancel
 

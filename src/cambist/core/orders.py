@@ -57,6 +57,7 @@ class Order:
         "price",
         "priority",
         "quantity",
+        "queue_rank",
         "quote_filled",
         "quote_quantity",
         "self_trade_prevention",
@@ -97,6 +98,7 @@ class Order:
         created_at: int | None = None,
         created_seq: int | None = None,
         stop_price: int | None = None,
+        queue_rank: int = 0,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -123,6 +125,7 @@ class Order:
         self.created_seq = seq if created_seq is None else created_seq
         self.updated_seq = seq
         self.stop_price = stop_price
+        self.queue_rank = queue_rank
 
     @property
     def remaining(self) -> int:
@@ -170,6 +173,7 @@ class Order:
             created_seq=self.created_seq,
             updated_seq=self.updated_seq,
             stop_price=self.stop_price,
+            queue_rank=self.queue_rank,
         )
 
     @classmethod
@@ -200,6 +204,7 @@ class Order:
             created_at=view.created_at,
             created_seq=view.created_seq,
             stop_price=view.stop_price,
+            queue_rank=view.queue_rank,
         )
         return order
 
@@ -237,4 +242,6 @@ class Order:
         )
         if self.stop_price is not None:
             key += ("stop_price", self.stop_price)
+        if self.queue_rank:
+            key += ("queue_rank", self.queue_rank)
         return key

@@ -135,6 +135,8 @@ class OrderRow(Base):
     updated_seq: Mapped[int] = mapped_column(BigInteger)
     is_open: Mapped[bool] = mapped_column(Boolean)
     stop_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # migration 0006
+    # Rank among the orders one command queued at the same priority (migration 0007).
+    queue_rank: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class TradeRow(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import delete, get, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from cambist.api.deps import PrincipalDep, RuntimeDep
@@ -12,8 +12,8 @@ from cambist.api.errors import ApiError, bad_request, not_found, reject_error
 from cambist.api.money import parse_optional
 from cambist.api.pagination import INT64_MAX, Page, clamp_limit, parse_cursor
 from cambist.api.presenters import fills_from_rows, fills_from_trades, order_body
-from cambist.api.schemas import OrderResponse, PlaceOrderRequest
-from cambist.core.commands import CancelAllOrders, CancelOrder, PlaceOrder
+from cambist.api.schemas import AmendOrderRequest, OrderResponse, PlaceOrderRequest
+from cambist.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
 from cambist.core.events import MarketView, OrderView
 from cambist.core.types import PRICED_TYPES, OrderType, RejectCode, SelfTradePrevention, Side, TimeInForce
 from cambist.store.queries import Fill
@@ -197,6 +197,37 @@ async def cancel_order(
     return await _order_with_fills(runtime, order)
 
 
+@patch("/api/v1/orders/{order_id:int}", tags=["orders"], summary="Amend a resting order", opt=TRADE)
+async def amend_order(
+    order_id: FromPath[int], data: JSONBody[AmendOrderRequest], principal: PrincipalDep, runtime: RuntimeDep
+) -> OrderResponse:
+    """A smaller quantity keeps the order's place in the queue; a new price or a larger
+    quantity moves it to the back and, at a price that crosses, trades first."""
+    _check_order_id(order_id)
+    if data.quantity is None and data.price is None:
+        raise bad_request("INVALID_ORDER", "give the new quantity, the new price or both")
+    order = await runtime.read(runtime.queries.get_order, principal.user_id, order_id)
+    if order is None:
+        raise not_found("ORDER_NOT_FOUND", f"order {order_id} not found")
+    market = runtime.hub.markets[order.symbol]
+    base_scale = runtime.hub.assets[market.base_asset]
+    quote_scale = runtime.hub.assets[market.quote_asset]
+    command = AmendOrder(
+        account_id=principal.user_id,
+        order_id=order_id,
+        quantity=parse_optional(data.quantity, base_scale, "quantity", "INVALID_QUANTITY"),
+        price=parse_optional(data.price, quote_scale, "price", "INVALID_PRICE"),
+    )
+    outcome = await runtime.execute(command)
+    if outcome.reject is not None:
+        raise reject_error(outcome.reject, outcome.message)
+    amended = outcome.order
+    assert amended is not None
+    if amended.filled_quantity:
+        return await _order_with_fills(runtime, amended)  # fills from before the amend too
+    return order_body(amended, market, runtime.hub.assets, [])
+
+
 @delete(
     "/api/v1/orders",
     status_code=200,
@@ -216,4 +247,4 @@ async def cancel_all(
     return Page(data=data, next_cursor=None)
 
 
-ROUTES = [place_order, list_orders, get_order, cancel_order, cancel_all]
+ROUTES = [place_order, list_orders, get_order, amend_order, cancel_order, cancel_all]
