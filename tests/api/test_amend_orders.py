@@ -1,4 +1,4 @@
-"""PATCH /api/v1/orders/{orderId}: amend a resting order's quantity or price."""
+"""PATCH /api/v1/orders/{orderId}: amend a resting order's quantity or price; GTD orders."""
 
 from __future__ import annotations
 
@@ -75,3 +75,26 @@ async def test_bad_amends_are_refused_and_change_nothing(
     canceled = await client.delete(f"{API}/orders/{order_id}", headers=seller.headers)
     assert canceled.status_code == 200
     assert_error(await amend(client, seller, order_id, quantity="0.1"), 404, "ORDER_NOT_FOUND")
+
+
+async def test_a_gtd_order_carries_its_expiry(
+    client: Client, new_market: NewMarket, funded_user: FundedUser
+) -> None:
+    symbol = await new_market()
+    base = symbol.split("-")[0]
+    seller = await funded_user(**{base: "1"})
+    expire = 4_102_444_800_000  # 2100-01-01
+    order = await placed(
+        client,
+        seller,
+        symbol=symbol,
+        side="sell",
+        type="limit",
+        price="100",
+        quantity="0.1",
+        timeInForce="GTD",
+        expireTime=expire,
+    )
+    assert (order["timeInForce"], order["expireTime"], order["status"]) == ("GTD", expire, "new")
+    fetched = (await client.get(f"{API}/orders/{order['orderId']}", headers=seller.headers)).json()
+    assert fetched["expireTime"] == expire

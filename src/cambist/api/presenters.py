@@ -116,4 +116,5 @@ def order_body(
         fills=fills,
         created_at=order.created_at,
         updated_at=order.updated_at,
+        expire_time=order.expire_time,
     )

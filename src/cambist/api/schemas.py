@@ -106,6 +106,7 @@ class PlaceOrderRequest(Request, frozen=True):
     client_order_id: str | None = None
     self_trade_prevention: StpName | None = None
     stop_price: str | None = None  # stop and take-profit orders: the trigger price
+    expire_time: int | None = None  # timeInForce GTD: when the order expires (ms since the epoch)
 
 
 class AmendOrderRequest(Request, frozen=True):
@@ -148,6 +149,7 @@ class OrderResponse(Response, frozen=True):
     fills: list[FillResponse]
     created_at: int
     updated_at: int
+    expire_time: int | None = None
 
 
 class AccountTradeResponse(Response, frozen=True):

@@ -12,9 +12,9 @@ from cambist.core.numbers import POW10
 from cambist.core.types import (
     EXTERNAL_ACCOUNT,
     PRICED_TYPES,
+    RESTING_TIFS,
     OrderStatus,
     Side,
-    TimeInForce,
     triggers_on_rise,
 )
 
@@ -81,7 +81,7 @@ def _check_books(core: ExchangeCore) -> None:
                         raise InvariantViolation(f"order {order.order_id} on the wrong level")
                     if (order.side is Side.BUY) != (side_name == "bid"):
                         raise InvariantViolation(f"order {order.order_id} on the wrong side")
-                    if order.order_type not in PRICED_TYPES or order.time_in_force is not TimeInForce.GTC:
+                    if order.order_type not in PRICED_TYPES or order.time_in_force not in RESTING_TIFS:
                         raise InvariantViolation(f"order {order.order_id} may not rest")
                     view = market.view
                     if order.price % view.tick_size or (order.quantity or 0) % view.lot_size:

@@ -82,6 +82,7 @@ class PlaceOrder(Command, frozen=True, tag="place_order"):
     client_order_id: str | None = None
     self_trade_prevention: SelfTradePrevention | None = None
     stop_price: int | None = None  # conditional order types only
+    expire_time: int | None = None  # GTD only: the engine time (ms) at which it expires
 
 
 class CancelOrder(Command, frozen=True, tag="cancel_order"):
@@ -110,7 +111,17 @@ class AmendOrder(Command, frozen=True, tag="amend_order"):
     price: int | None = None
 
 
-AnyCommand = AddAsset | UpsertMarket | Credit | PlaceOrder | CancelOrder | CancelAllOrders | AmendOrder
+class ExpireOrders(Command, frozen=True, tag="expire_orders"):
+    """The engine's clock: expire every GTD order whose time has come by this command's time.
+
+    The core reads no wall clock; the engine sends this when the earliest expiry has passed
+    (``ExchangeCore.next_expiry``), so expiries are journaled and replay exactly.
+    """
+
+
+AnyCommand = (
+    AddAsset | UpsertMarket | Credit | PlaceOrder | CancelOrder | CancelAllOrders | AmendOrder | ExpireOrders
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyCommand)

@@ -74,6 +74,7 @@ class OrderView(msgspec.Struct, frozen=True):
     # order they did: 0 for the command's new order, 1, 2... for orders re-queued by it
     # (amended, or triggered). Restores the exact queue (``exchange.queue_key``).
     queue_rank: int = 0
+    expire_time: int | None = None  # GTD orders: when the engine expires it (ms)
 
 
 class Trade(msgspec.Struct, frozen=True):

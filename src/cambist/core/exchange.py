@@ -25,6 +25,7 @@ from cambist.core.commands import (
     CancelOrder,
     Command,
     Credit,
+    ExpireOrders,
     PlaceOrder,
     UpsertMarket,
 )
@@ -46,6 +47,7 @@ from cambist.core.types import (
     CONDITIONAL_TYPES,
     EXTERNAL_ACCOUNT,
     FEE_ACCOUNT,
+    RESTING_TIFS,
     SYSTEM_ACCOUNTS,
     Bucket,
     MarketStatus,
@@ -142,6 +144,8 @@ class ExchangeCore:
         self.next_posting_id = 1
         self._hasher = StateHasher()
         self._requeued = 0
+        # Open GTD orders as (expire_time, order_id): ExpireOrders ends those that are due.
+        self.expiries: SortedList = SortedList()
         # Entities changed since the hash was last brought up to date: hashing them once per
         # state_hash() call (once per batch in the engine) instead of once per command skips
         # the orders that are born and finished inside a batch, and repeated touches.
@@ -292,6 +296,8 @@ class ExchangeCore:
             return self._cancel_all(command, seq, time)
         if isinstance(command, AmendOrder):
             return self._amend(command, seq, time)
+        if isinstance(command, ExpireOrders):
+            return self._expire_due(seq, time)
         if isinstance(command, Credit):
             return self._credit(command, seq, time)
         if isinstance(command, UpsertMarket):
@@ -448,6 +454,7 @@ class ExchangeCore:
             raise Rejected(
                 RejectCode.TOO_MANY_OPEN_ORDERS, f"at most {MAX_OPEN_ORDERS_PER_ACCOUNT} open orders"
             )
+        self._check_expiry(cmd, time)
         stp = cmd.self_trade_prevention or view.self_trade_prevention
         if cmd.order_type in CONDITIONAL_TYPES:
             return self._place_conditional(cmd, market, stp, seq, time)
@@ -545,8 +552,8 @@ class ExchangeCore:
             raise Rejected(RejectCode.INVALID_QUANTITY, "a limit order needs a quantity")
         if cmd.quote_quantity is not None:
             raise Rejected(RejectCode.INVALID_ORDER, "quoteQuantity is only for market orders")
-        if cmd.post_only and cmd.time_in_force is not TimeInForce.GTC:
-            raise Rejected(RejectCode.INVALID_ORDER, "postOnly orders rest on the book: use GTC")
+        if cmd.post_only and cmd.time_in_force not in RESTING_TIFS:
+            raise Rejected(RejectCode.INVALID_ORDER, "postOnly orders rest on the book: use GTC or GTD")
         self._check_price(cmd.price, view)
         self._check_quantity(cmd.quantity, view)
         notional = cmd.quantity * cmd.price
@@ -702,6 +709,7 @@ class ExchangeCore:
             time=time,
             status=status,
             stop_price=stop_price,
+            expire_time=cmd.expire_time,
         )
         self.next_order_id += 1
         return order
@@ -726,9 +734,7 @@ class ExchangeCore:
                 # An order sized in quote is complete once what is left cannot buy one lot.
                 order.transition(OrderStatus.FILLED, seq, time)
             elif (
-                stop is _Stop.BOOK
-                and order.order_type in LIMIT_TYPES
-                and order.time_in_force is TimeInForce.GTC
+                stop is _Stop.BOOK and order.order_type in LIMIT_TYPES and order.time_in_force in RESTING_TIFS
             ):
                 self._release_price_improvement(order, market, seq, time)
                 self._rest(order, market)
@@ -959,12 +965,16 @@ class ExchangeCore:
 
     def _register(self, order: Order) -> None:
         self.orders[order.order_id] = order
+        if order.expire_time is not None:
+            self.expiries.add((order.expire_time, order.order_id))
         if order.client_order_id is not None:
             self.client_order_ids[(order.account_id, order.client_order_id)] = order.order_id
         self.open_order_count[order.account_id] = self.open_order_count.get(order.account_id, 0) + 1
 
     def _forget(self, order: Order) -> None:
         del self.orders[order.order_id]
+        if order.expire_time is not None:
+            self.expiries.discard((order.expire_time, order.order_id))
         if order.client_order_id is not None:
             del self.client_order_ids[(order.account_id, order.client_order_id)]
         count = self.open_order_count[order.account_id] - 1
@@ -986,6 +996,32 @@ class ExchangeCore:
         self._release_hold(order, seq, time)
         self._forget(order)
         self._touch_order(order)
+
+    # ------------------------------------------------------------------ time in force GTD
+
+    def _check_expiry(self, cmd: PlaceOrder, time: int) -> None:
+        if cmd.time_in_force is not TimeInForce.GTD:
+            if cmd.expire_time is not None:
+                raise Rejected(RejectCode.INVALID_ORDER, "expireTime is only for timeInForce GTD")
+            return
+        if cmd.order_type not in LIMIT_TYPES:
+            raise Rejected(RejectCode.INVALID_ORDER, "GTD is for orders with a limit price")
+        if cmd.expire_time is None:
+            raise Rejected(RejectCode.INVALID_ORDER, "a GTD order needs an expireTime")
+        if not time < cmd.expire_time < MAX_UNITS:
+            raise Rejected(RejectCode.INVALID_ORDER, "expireTime must be in the future")
+
+    def next_expiry(self) -> int | None:
+        """When the earliest open GTD order expires (for the engine's clock), if any."""
+        return self.expiries[0][0] if self.expiries else None
+
+    def _expire_due(self, seq: int, time: int) -> Outcome:
+        """End every GTD order whose expiry is at or before this command's time, earliest
+        first (then by id): off the book or out of the trigger lists, hold released."""
+        due = [self.orders[oid] for _, oid in self.expiries.irange(maximum=(time, MAX_UNITS))]
+        for order in due:
+            self._end_resting(order, self.markets[order.symbol], OrderStatus.EXPIRED, seq, time)
+        return Outcome(seq=seq, time=time, orders=tuple(self._view(o) for o in due))
 
     # ------------------------------------------------------------------ amend
 

@@ -46,6 +46,7 @@ class Order:
         "client_order_id",
         "created_at",
         "created_seq",
+        "expire_time",
         "fee",
         "fee_asset",
         "filled_quantity",
@@ -99,6 +100,7 @@ class Order:
         created_seq: int | None = None,
         stop_price: int | None = None,
         queue_rank: int = 0,
+        expire_time: int | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -126,6 +128,7 @@ class Order:
         self.updated_seq = seq
         self.stop_price = stop_price
         self.queue_rank = queue_rank
+        self.expire_time = expire_time
 
     @property
     def remaining(self) -> int:
@@ -174,6 +177,7 @@ class Order:
             updated_seq=self.updated_seq,
             stop_price=self.stop_price,
             queue_rank=self.queue_rank,
+            expire_time=self.expire_time,
         )
 
     @classmethod
@@ -205,6 +209,7 @@ class Order:
             created_seq=view.created_seq,
             stop_price=view.stop_price,
             queue_rank=view.queue_rank,
+            expire_time=view.expire_time,
         )
         return order
 
@@ -244,4 +249,6 @@ class Order:
             key += ("stop_price", self.stop_price)
         if self.queue_rank:
             key += ("queue_rank", self.queue_rank)
+        if self.expire_time is not None:
+            key += ("expire_time", self.expire_time)
         return key

@@ -42,6 +42,10 @@ class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"
     FOK = "FOK"
+    GTD = "GTD"  # good till a date: rests like GTC until ``expire_time``, then the engine expires it
+
+
+RESTING_TIFS = frozenset({TimeInForce.GTC, TimeInForce.GTD})
 
 
 class OrderStatus(StrEnum):

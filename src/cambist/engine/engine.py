@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cambist.core.checks import check_invariants
-from cambist.core.commands import Command, Credit, PlaceOrder, encode_command
+from cambist.core.commands import Command, Credit, ExpireOrders, PlaceOrder, encode_command
 from cambist.core.events import Changes, Outcome
 from cambist.core.exchange import ExchangeCore, InvariantViolation
 from cambist.core.types import RejectCode
@@ -32,6 +32,7 @@ from cambist.store.trading import TradingStore
 log = logging.getLogger(__name__)
 
 DEPTH_SNAPSHOT_LEVELS = 1000  # levels per side kept for the public order book
+CLOCK_INTERVAL_S = 0.25  # how often the engine looks whether a GTD order is due
 
 
 class EngineUnavailable(Exception):
@@ -118,6 +119,8 @@ class Engine:
         self._subscribers: list[Subscriber] = []
         self._recovery_listeners: list[Callable[[ExchangeCore], None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+        self._expiry_pending = False
         self._core: ExchangeCore | None = None
         self._available = False
         # Every clientOrderId ever used, so a repeat returns the first order even after the
@@ -158,9 +161,15 @@ class Engine:
     async def start(self) -> None:
         await self._recover()
         self._task = asyncio.create_task(self._supervise(), name="cambist-engine")
+        self._clock_task = asyncio.create_task(self._clock_loop(), name="cambist-engine-clock")
 
     async def stop(self) -> None:
         self._available = False
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._clock_task
+            self._clock_task = None
         if self._task is not None:
             self._task.cancel()
             # A task that already ended on an invariant violation or a failed recovery logged
@@ -220,6 +229,35 @@ class Engine:
     def depth_snapshot(self, symbol: str, levels: int = DEPTH_SNAPSHOT_LEVELS) -> DepthSnapshot:
         bids, asks = self.core.depth(symbol, levels)
         return DepthSnapshot(symbol, self.core.last_seq, bids, asks)
+
+    # ------------------------------------------------------------------ the clock
+
+    async def _clock_loop(self) -> None:
+        """Send ``ExpireOrders`` through the inbox once the earliest GTD expiry has passed.
+
+        The core reads no clock: the command carries the engine's time like any other, is
+        journaled, and replays to the same expiries. One at a time, so a busy engine never
+        queues a pile of them.
+        """
+        while True:
+            await asyncio.sleep(CLOCK_INTERVAL_S)
+            core = self._core
+            if core is None or not self._available or self._expiry_pending:
+                continue
+            due = core.next_expiry()
+            if due is None or due > self._clock_ms():
+                continue
+            try:
+                future = self.submit(ExpireOrders())
+            except EngineUnavailable:
+                continue
+            self._expiry_pending = True
+            future.add_done_callback(self._expiry_done)
+
+    def _expiry_done(self, future: asyncio.Future[Outcome]) -> None:
+        self._expiry_pending = False
+        if not future.cancelled():
+            future.exception()  # retrieved: a failed one is retried at the next tick
 
     # ------------------------------------------------------------------ the loop
 

@@ -137,6 +137,7 @@ class OrderRow(Base):
     stop_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # migration 0006
     # Rank among the orders one command queued at the same priority (migration 0007).
     queue_rank: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    expire_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # GTD, migration 0008
 
 
 class TradeRow(Base):

@@ -42,8 +42,6 @@ def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime
     order_type = SUPPORTED_TYPES.get(data.type)
     if order_type is None:
         raise bad_request("UNSUPPORTED_ORDER_TYPE", f"order type {data.type} is not available yet")
-    if data.time_in_force == "GTD":
-        raise bad_request("UNSUPPORTED_TIME_IN_FORCE", "timeInForce GTD is not available yet")
     base_scale = runtime.hub.assets[market.base_asset]
     quote_scale = runtime.hub.assets[market.quote_asset]
     return PlaceOrder(
@@ -61,6 +59,7 @@ def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime
         if data.self_trade_prevention is None
         else SelfTradePrevention(data.self_trade_prevention),
         stop_price=parse_optional(data.stop_price, quote_scale, "stopPrice", "INVALID_PRICE"),
+        expire_time=data.expire_time,
     )
 
 
@@ -75,6 +74,7 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
         and order.quote_quantity == command.quote_quantity
         and order.post_only == command.post_only
         and order.stop_price == command.stop_price
+        and order.expire_time == command.expire_time
     )
     if command.order_type in PRICED_TYPES:
         same = same and order.time_in_force == command.time_in_force
