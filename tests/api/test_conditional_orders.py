@@ -139,3 +139,24 @@ async def test_a_stop_the_last_price_already_reached_is_refused(
     )
     assert_error(response, 422, "STOP_WOULD_TRIGGER")
     assert await balances(client, trader) == before
+
+
+async def test_a_trailing_stop_follows_the_price_up_and_shows_its_stop(
+    client: Client, new_market: NewMarket, funded_user: FundedUser
+) -> None:
+    symbol = await new_market()
+    base = symbol.split("-")[0]
+    await trade_at(client, funded_user, symbol, "30000")
+    trader = await funded_user(**{base: "1"})
+    order = await placed(
+        client, trader, symbol=symbol, side="sell", type="trailing_stop", quantity="0.1", trailingPercent="1"
+    )
+    assert (order["status"], order["stopPrice"], order["trailingPercent"]) == ("untriggered", "29700", "1")
+    await trade_at(client, funded_user, symbol, "31000")
+    assert (await order_of(client, trader, order["orderId"]))["stopPrice"] == "30690"
+    await trade_at(client, funded_user, symbol, "30800")
+    assert (await order_of(client, trader, order["orderId"]))["stopPrice"] == "30690"  # never down
+
+
+async def order_of(client: Client, user: User, order_id: int) -> dict[str, Any]:
+    return await order(client, user, order_id)

@@ -84,6 +84,9 @@ def fills_from_rows(
     ]
 
 
+PERCENT_SCALE = 4  # a percentage with four decimals is a number of parts per million
+
+
 def order_body(
     order: OrderView, market: MarketView, assets: dict[str, int], fills: list[FillResponse]
 ) -> OrderResponse:
@@ -117,4 +120,7 @@ def order_body(
         created_at=order.created_at,
         updated_at=order.updated_at,
         expire_time=order.expire_time,
+        trailing_offset=fmt_optional(order.trailing_offset, quote_scale),
+        trailing_percent=fmt_optional(order.trailing_ppm, PERCENT_SCALE),
+        activation_price=fmt_optional(order.activation_price, quote_scale),
     )

@@ -107,6 +107,11 @@ class PlaceOrderRequest(Request, frozen=True):
     self_trade_prevention: StpName | None = None
     stop_price: str | None = None  # stop and take-profit orders: the trigger price
     expire_time: int | None = None  # timeInForce GTD: when the order expires (ms since the epoch)
+    # trailing_stop: the distance in the quote asset, or in percent of the price (0.1 to 20),
+    # and the price at which trailing starts (at once when absent)
+    trailing_offset: str | None = None
+    trailing_percent: str | None = None
+    activation_price: str | None = None
 
 
 class AmendOrderRequest(Request, frozen=True):
@@ -150,6 +155,9 @@ class OrderResponse(Response, frozen=True):
     created_at: int
     updated_at: int
     expire_time: int | None = None
+    trailing_offset: str | None = None
+    trailing_percent: str | None = None
+    activation_price: str | None = None
 
 
 class AccountTradeResponse(Response, frozen=True):

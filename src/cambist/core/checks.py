@@ -14,6 +14,7 @@ from cambist.core.types import (
     PRICED_TYPES,
     RESTING_TIFS,
     OrderStatus,
+    OrderType,
     Side,
     triggers_on_rise,
 )
@@ -121,6 +122,16 @@ def _check_untriggered(core: ExchangeCore) -> set[int]:
                 if order_id in waiting:
                     raise InvariantViolation(f"order {order_id} waits twice")
                 waiting.add(order_id)
+        for order_id, order in market.trailing.items():
+            if order.order_id != order_id or order.status is not OrderStatus.UNTRIGGERED:
+                raise InvariantViolation(f"{symbol} trails order {order_id}, which is not untriggered")
+            if order.order_type is not OrderType.TRAILING_STOP or core.orders.get(order_id) is not order:
+                raise InvariantViolation(
+                    f"{symbol} trails order {order_id}, which is not an open trailing stop"
+                )
+            if order_id in waiting:
+                raise InvariantViolation(f"order {order_id} waits twice")
+            waiting.add(order_id)
     for order in core.orders.values():
         if order.status is OrderStatus.UNTRIGGERED and order.order_id not in waiting:
             raise InvariantViolation(f"untriggered order {order.order_id} waits nowhere")

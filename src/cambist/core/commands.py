@@ -83,6 +83,11 @@ class PlaceOrder(Command, frozen=True, tag="place_order"):
     self_trade_prevention: SelfTradePrevention | None = None
     stop_price: int | None = None  # conditional order types only
     expire_time: int | None = None  # GTD only: the engine time (ms) at which it expires
+    # Trailing stops: the distance in quote units, or in parts per million of the price; and
+    # the price at which the trailing starts (immediately when absent).
+    trailing_offset: int | None = None
+    trailing_ppm: int | None = None
+    activation_price: int | None = None
 
 
 class CancelOrder(Command, frozen=True, tag="cancel_order"):

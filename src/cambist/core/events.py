@@ -75,6 +75,10 @@ class OrderView(msgspec.Struct, frozen=True):
     # (amended, or triggered). Restores the exact queue (``exchange.queue_key``).
     queue_rank: int = 0
     expire_time: int | None = None  # GTD orders: when the engine expires it (ms)
+    trailing_offset: int | None = None  # trailing stops (see PlaceOrder)
+    trailing_ppm: int | None = None
+    activation_price: int | None = None
+    trail_extreme: int | None = None  # the best price since activation; None until then
 
 
 class Trade(msgspec.Struct, frozen=True):

@@ -65,6 +65,8 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 MAX_FEE_PPM = 100_000  # 10 %: anything above is a typo, not a fee schedule
 MAX_OPEN_ORDERS_PER_ACCOUNT = 1_000
+# A trailing distance in parts per million of the price: 0.1 % to 20 %, as Binance allows.
+TRAILING_PPM_MIN, TRAILING_PPM_MAX = 1_000, 200_000
 LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 
 
@@ -111,6 +113,8 @@ class Market:
     # prints at or above their stop, and those that act at or below it.
     on_rise: SortedList = field(default_factory=SortedList)
     on_fall: SortedList = field(default_factory=SortedList)
+    # Untriggered trailing stops by id, in placement order: their stops move with each trade.
+    trailing: dict[int, Order] = field(default_factory=dict)
 
     @property
     def base_unit(self) -> int:
@@ -353,7 +357,7 @@ class ExchangeCore:
             if (existing.view.base_asset, existing.view.quote_asset) != (cmd.base_asset, cmd.quote_asset):
                 raise Rejected(RejectCode.INVALID_MARKET, "a market's base and quote assets never change")
             grid_changed = (existing.view.tick_size, existing.view.lot_size) != (cmd.tick_size, cmd.lot_size)
-            waiting = existing.on_rise or existing.on_fall
+            waiting = existing.on_rise or existing.on_fall or existing.trailing
             if grid_changed and (existing.book.bids.levels or existing.book.asks.levels or waiting):
                 # Open orders would be left off the new grid: halt and cancel them first.
                 raise Rejected(
@@ -456,6 +460,11 @@ class ExchangeCore:
             )
         self._check_expiry(cmd, time)
         stp = cmd.self_trade_prevention or view.self_trade_prevention
+        trailing_fields = (cmd.trailing_offset, cmd.trailing_ppm, cmd.activation_price)
+        if cmd.order_type is OrderType.TRAILING_STOP:
+            return self._place_trailing(cmd, market, stp, seq, time)
+        if any(value is not None for value in trailing_fields):
+            raise Rejected(RejectCode.INVALID_ORDER, "trailing fields are only for trailing stops")
         if cmd.order_type in CONDITIONAL_TYPES:
             return self._place_conditional(cmd, market, stp, seq, time)
         if cmd.stop_price is not None:
@@ -514,6 +523,87 @@ class ExchangeCore:
         self._move_hold(order, hold, seq, time)
         self._park(order, market)
         return self._order_outcome(order, seq, time)
+
+    def _place_trailing(
+        self, cmd: PlaceOrder, market: Market, stp: SelfTradePrevention, seq: int, time: int
+    ) -> Outcome:
+        """A trailing stop: a stop-market whose stop follows the best price since activation."""
+        view = market.view
+        if cmd.stop_price is not None:
+            raise Rejected(RejectCode.INVALID_ORDER, "a trailing stop sets its own stop price")
+        if cmd.post_only:
+            raise Rejected(RejectCode.INVALID_ORDER, "a trailing stop cannot be postOnly")
+        if (cmd.trailing_offset is None) == (cmd.trailing_ppm is None):
+            raise Rejected(RejectCode.INVALID_ORDER, "give exactly one of trailingOffset and trailingPercent")
+        if cmd.trailing_offset is not None and (
+            not 0 < cmd.trailing_offset < MAX_UNITS or cmd.trailing_offset % view.tick_size
+        ):
+            raise Rejected(RejectCode.INVALID_PRICE, "trailingOffset must be positive and on the tick size")
+        if cmd.trailing_ppm is not None and not TRAILING_PPM_MIN <= cmd.trailing_ppm <= TRAILING_PPM_MAX:
+            raise Rejected(RejectCode.INVALID_ORDER, "trailingPercent must be between 0.1 and 20")
+        activation = cmd.activation_price
+        if activation is not None and (not 0 < activation < MAX_UNITS or activation % view.tick_size):
+            raise Rejected(RejectCode.INVALID_PRICE, "activationPrice must be positive and on the tick size")
+        hold = self._validate_conditional_market(cmd, market)
+        hold_asset = view.quote_asset if cmd.side is Side.BUY else view.base_asset
+        if hold > self._available(cmd.account_id, hold_asset):
+            raise Rejected(RejectCode.INSUFFICIENT_FUNDS, f"insufficient {hold_asset} available")
+        order = self._new_order(
+            cmd, market, stp, TimeInForce.IOC, hold_asset, seq, time, status=OrderStatus.UNTRIGGERED
+        )
+        order.trailing_offset, order.trailing_ppm = cmd.trailing_offset, cmd.trailing_ppm
+        last = market.last_price
+        if last is not None and (activation is None or self._activates(order, activation, last)):
+            order.activation_price = None  # reached: it trails from the last price
+            self._trail_to(order, market, last)
+        else:
+            order.activation_price = activation  # trails from its activation, or the first trade
+        self._touch_order(order)
+        self._move_hold(order, hold, seq, time)
+        self._park(order, market)
+        return self._order_outcome(order, seq, time)
+
+    @staticmethod
+    def _activates(order: Order, activation: int, price: int) -> bool:
+        """A sell starts trailing once the price has risen to its activation, a buy once it
+        has fallen to it."""
+        return price >= activation if order.side is Side.SELL else price <= activation
+
+    @staticmethod
+    def _trail_to(order: Order, market: Market, extreme: int) -> None:
+        """Set the best price seen and the stop that trails it, on the tick grid and on the
+        side that makes it act no earlier than the distance says."""
+        tick = market.view.tick_size
+        if order.trailing_offset is not None:
+            distance = order.trailing_offset
+        else:
+            assert order.trailing_ppm is not None
+            distance = -(-extreme * order.trailing_ppm // 1_000_000)
+        order.trail_extreme = extreme
+        if order.side is Side.SELL:
+            stop = extreme - distance
+            order.stop_price = max(stop - stop % tick, 0)
+        else:
+            stop = extreme + distance
+            order.stop_price = min(stop + (-stop) % tick, MAX_UNITS - 1)
+
+    def _follow(self, order: Order, market: Market, price: int) -> bool:
+        """One trade for one trailing stop: does it trigger? Else activate or move the stop."""
+        if order.activation_price is not None:
+            if self._activates(order, order.activation_price, price):
+                order.activation_price = None
+                self._trail_to(order, market, price)
+                return False
+            return False
+        if order.trail_extreme is None:
+            self._trail_to(order, market, price)
+            return False
+        assert order.stop_price is not None
+        if price <= order.stop_price if order.side is Side.SELL else price >= order.stop_price:
+            return True
+        if price > order.trail_extreme if order.side is Side.SELL else price < order.trail_extreme:
+            self._trail_to(order, market, price)
+        return False
 
     def _validate_conditional_market(self, cmd: PlaceOrder, market: Market) -> int:
         """What a stop or take-profit market order holds. Its fill price is unknown until it
@@ -749,12 +839,18 @@ class ExchangeCore:
 
     def _park(self, order: Order, market: Market) -> None:
         """An untriggered order: open and holding its funds, but off the book."""
-        assert order.stop_price is not None
         self._register(order)
+        if order.order_type is OrderType.TRAILING_STOP:
+            market.trailing[order.order_id] = order
+            return
+        assert order.stop_price is not None
         waiting = market.on_rise if triggers_on_rise(order.order_type, order.side) else market.on_fall
         waiting.add((order.stop_price, order.order_id))
 
     def _unpark(self, order: Order, market: Market) -> None:
+        if order.order_type is OrderType.TRAILING_STOP:
+            del market.trailing[order.order_id]
+            return
         assert order.stop_price is not None
         waiting = market.on_rise if triggers_on_rise(order.order_type, order.side) else market.on_fall
         waiting.remove((order.stop_price, order.order_id))
@@ -776,8 +872,8 @@ class ExchangeCore:
             for trade in trades[checked:]:
                 low, high = ranges.get(trade.symbol, (trade.price, trade.price))
                 ranges[trade.symbol] = (min(low, trade.price), max(high, trade.price))
+            due: list[Order] = self._follow_trades(trades[checked:])
             checked = len(trades)
-            due: list[Order] = []
             for symbol in sorted(ranges):
                 market = self.markets[symbol]
                 if not (market.on_rise or market.on_fall):
@@ -793,6 +889,22 @@ class ExchangeCore:
             due.sort(key=lambda o: (o.priority, o.order_id))
             for order in due:
                 self._trigger(order, self.markets[order.symbol], seq, time)
+
+    def _follow_trades(self, trades: list[Trade]) -> list[Order]:
+        """Walk the trades in order through each market's trailing stops: the stops move with
+        the price; those a trade reaches are due (each once)."""
+        due: list[Order] = []
+        for trade in trades:
+            market = self.markets[trade.symbol]
+            for order in list(market.trailing.values()):
+                if order in due:
+                    continue
+                before = (order.activation_price, order.trail_extreme, order.stop_price)
+                if self._follow(order, market, trade.price):
+                    due.append(order)
+                elif (order.activation_price, order.trail_extreme, order.stop_price) != before:
+                    self._touch_order(order)  # its stop moved: persisted and hashed
+        return due
 
     def _requeue(self, order: Order, seq: int) -> None:
         """The order takes a new place in time: behind everything queued before this command

@@ -43,6 +43,7 @@ class InvalidTransition(RuntimeError):
 class Order:
     __slots__ = (
         "account_id",
+        "activation_price",
         "client_order_id",
         "created_at",
         "created_seq",
@@ -67,6 +68,9 @@ class Order:
         "stop_price",
         "symbol",
         "time_in_force",
+        "trail_extreme",
+        "trailing_offset",
+        "trailing_ppm",
         "updated_at",
         "updated_seq",
     )
@@ -101,6 +105,10 @@ class Order:
         stop_price: int | None = None,
         queue_rank: int = 0,
         expire_time: int | None = None,
+        trailing_offset: int | None = None,
+        trailing_ppm: int | None = None,
+        activation_price: int | None = None,
+        trail_extreme: int | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -129,6 +137,10 @@ class Order:
         self.stop_price = stop_price
         self.queue_rank = queue_rank
         self.expire_time = expire_time
+        self.trailing_offset = trailing_offset
+        self.trailing_ppm = trailing_ppm
+        self.activation_price = activation_price
+        self.trail_extreme = trail_extreme
 
     @property
     def remaining(self) -> int:
@@ -178,6 +190,10 @@ class Order:
             stop_price=self.stop_price,
             queue_rank=self.queue_rank,
             expire_time=self.expire_time,
+            trailing_offset=self.trailing_offset,
+            trailing_ppm=self.trailing_ppm,
+            activation_price=self.activation_price,
+            trail_extreme=self.trail_extreme,
         )
 
     @classmethod
@@ -210,6 +226,10 @@ class Order:
             stop_price=view.stop_price,
             queue_rank=view.queue_rank,
             expire_time=view.expire_time,
+            trailing_offset=view.trailing_offset,
+            trailing_ppm=view.trailing_ppm,
+            activation_price=view.activation_price,
+            trail_extreme=view.trail_extreme,
         )
         return order
 
@@ -251,4 +271,12 @@ class Order:
             key += ("queue_rank", self.queue_rank)
         if self.expire_time is not None:
             key += ("expire_time", self.expire_time)
+        if self.order_type is OrderType.TRAILING_STOP:
+            key += (
+                "trailing",
+                self.trailing_offset,
+                self.trailing_ppm,
+                self.activation_price,
+                self.trail_extreme,
+            )
         return key

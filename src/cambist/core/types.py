@@ -23,10 +23,19 @@ class OrderType(StrEnum):
     STOP_LIMIT = "stop_limit"
     TAKE_PROFIT_MARKET = "take_profit_market"
     TAKE_PROFIT_LIMIT = "take_profit_limit"
+    # A stop-market whose stop follows the price at a distance, only in the trader's favour:
+    # a sell's stop trails below the highest trade since activation, a buy's above the lowest.
+    TRAILING_STOP = "trailing_stop"
 
 
 CONDITIONAL_TYPES = frozenset(
-    {OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT}
+    {
+        OrderType.STOP_MARKET,
+        OrderType.STOP_LIMIT,
+        OrderType.TAKE_PROFIT_MARKET,
+        OrderType.TAKE_PROFIT_LIMIT,
+        OrderType.TRAILING_STOP,
+    }
 )
 # Types that carry a limit price once they act (a plain limit, or a triggered stop-limit).
 PRICED_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
@@ -34,7 +43,7 @@ PRICED_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_
 
 def triggers_on_rise(order_type: OrderType, side: Side) -> bool:
     """Whether a conditional order triggers when the price rises to its stop (else on a fall)."""
-    is_stop = order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+    is_stop = order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
     return is_stop == (side is Side.BUY)
 
 

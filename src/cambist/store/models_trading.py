@@ -138,6 +138,11 @@ class OrderRow(Base):
     # Rank among the orders one command queued at the same priority (migration 0007).
     queue_rank: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     expire_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # GTD, migration 0008
+    # Trailing stops (migration 0009): the distance, the activation and the best price so far.
+    trailing_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    trailing_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    activation_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    trail_extreme: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TradeRow(Base):

@@ -11,7 +11,7 @@ from cambist.api.deps import PrincipalDep, RuntimeDep
 from cambist.api.errors import ApiError, bad_request, not_found, reject_error
 from cambist.api.money import parse_optional
 from cambist.api.pagination import INT64_MAX, Page, clamp_limit, parse_cursor
-from cambist.api.presenters import fills_from_rows, fills_from_trades, order_body
+from cambist.api.presenters import PERCENT_SCALE, fills_from_rows, fills_from_trades, order_body
 from cambist.api.schemas import AmendOrderRequest, OrderResponse, PlaceOrderRequest
 from cambist.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
 from cambist.core.events import MarketView, OrderView
@@ -27,6 +27,7 @@ SUPPORTED_TYPES = {
     "stop_limit": OrderType.STOP_LIMIT,
     "take_profit_market": OrderType.TAKE_PROFIT_MARKET,
     "take_profit_limit": OrderType.TAKE_PROFIT_LIMIT,
+    "trailing_stop": OrderType.TRAILING_STOP,
 }
 
 
@@ -60,6 +61,11 @@ def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime
         else SelfTradePrevention(data.self_trade_prevention),
         stop_price=parse_optional(data.stop_price, quote_scale, "stopPrice", "INVALID_PRICE"),
         expire_time=data.expire_time,
+        trailing_offset=parse_optional(data.trailing_offset, quote_scale, "trailingOffset", "INVALID_PRICE"),
+        trailing_ppm=parse_optional(data.trailing_percent, PERCENT_SCALE, "trailingPercent", "INVALID_ORDER"),
+        activation_price=parse_optional(
+            data.activation_price, quote_scale, "activationPrice", "INVALID_PRICE"
+        ),
     )
 
 
@@ -75,6 +81,8 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
         and order.post_only == command.post_only
         and order.stop_price == command.stop_price
         and order.expire_time == command.expire_time
+        and order.trailing_offset == command.trailing_offset
+        and order.trailing_ppm == command.trailing_ppm
     )
     if command.order_type in PRICED_TYPES:
         same = same and order.time_in_force == command.time_in_force
