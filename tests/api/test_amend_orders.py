@@ -98,3 +98,25 @@ async def test_a_gtd_order_carries_its_expiry(
     assert (order["timeInForce"], order["expireTime"], order["status"]) == ("GTD", expire, "new")
     fetched = (await client.get(f"{API}/orders/{order['orderId']}", headers=seller.headers)).json()
     assert fetched["expireTime"] == expire
+
+
+async def test_an_iceberg_shows_only_its_slice(
+    client: Client, new_market: NewMarket, funded_user: FundedUser
+) -> None:
+    symbol = await new_market()
+    base = symbol.split("-")[0]
+    seller = await funded_user(**{base: "1"})
+    order = await placed(
+        client,
+        seller,
+        symbol=symbol,
+        side="sell",
+        type="limit",
+        price="100",
+        quantity="0.5",
+        icebergQuantity="0.1",
+    )
+    assert order["icebergQuantity"] == "0.1" and order["quantity"] == "0.5"
+    book = (await client.get(f"{API}/orderbook/{symbol}")).json()
+    assert book["asks"] == [["100", "0.1"]]
+    assert (await balances(client, seller))[base] == ("0.5", "0.5")

@@ -592,7 +592,7 @@ async def test_bad_orders_are_refused_the_binance_way_and_change_nothing(world: 
         ({**good, "newClientOrderId": "x" * 37}, -1100, None),
         ({**good, "newClientOrderId": "bad id!"}, -1100, None),
         ({**good, "quoteOrderQty": "10"}, -1106, None),
-        ({**good, "icebergQty": "0.5"}, -1106, None),
+        ({**good, "icebergQty": "1"}, -1013, "Filter failure: LOT_SIZE"),  # not less than the quantity
     ]
     for params, code, msg in cases:
         for path in ("order", "order/test"):

@@ -112,6 +112,7 @@ class PlaceOrderRequest(Request, frozen=True):
     trailing_offset: str | None = None
     trailing_percent: str | None = None
     activation_price: str | None = None
+    iceberg_quantity: str | None = None  # a limit order showing only this much at a time
 
 
 class AmendOrderRequest(Request, frozen=True):
@@ -158,6 +159,7 @@ class OrderResponse(Response, frozen=True):
     trailing_offset: str | None = None
     trailing_percent: str | None = None
     activation_price: str | None = None
+    iceberg_quantity: str | None = None
 
 
 class AccountTradeResponse(Response, frozen=True):

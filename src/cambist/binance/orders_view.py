@@ -88,7 +88,7 @@ def order_body(order: OrderView, s: Scales) -> dict[str, Any]:
         "side": "BUY" if order.side is Side.BUY else "SELL",
         # getattr: conditional orders (issue 6) bring ``stop_price``; others print zero.
         "stopPrice": fmt(order.stop_price or 0, s.quote),
-        "icebergQty": fmt(0, s.base),
+        "icebergQty": fmt(order.iceberg_quantity or 0, s.base),
         "time": order.created_at,
         "updateTime": order.updated_at,
         "isWorking": order.status in OPEN and order.status is not OrderStatus.UNTRIGGERED,

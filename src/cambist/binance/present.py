@@ -78,7 +78,7 @@ def symbol_info(market: MarketView, symbol: str, assets: Mapping[str, int]) -> d
         "baseCommissionPrecision": base,
         "quoteCommissionPrecision": quote,
         "orderTypes": list(ORDER_TYPES),
-        "icebergAllowed": False,
+        "icebergAllowed": True,
         "ocoAllowed": False,
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,

@@ -159,7 +159,7 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         raise errors.mandatory("type")
     if kind not in ORDER_TYPES:
         raise errors.error(errors.INVALID_ORDER_TYPE)
-    for unsupported in ("trailingDelta", "icebergQty", "strategyId", "strategyType"):
+    for unsupported in ("trailingDelta", "strategyId", "strategyType"):
         if _text(params, unsupported) is not None:
             raise errors.not_required(unsupported)
     conditional = CONDITIONAL_KINDS.get(kind)
@@ -232,6 +232,7 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         client_order_id=client_order_id,
         self_trade_prevention=None if stp_text is None else STP_FROM_BINANCE[stp_text],
         stop_price=stop_price,
+        iceberg_quantity=_amount(params, "icebergQty", base_scale, "LOT_SIZE"),
     )
     _check_filters(command, market, base_scale)
     return NewOrder(command, market, response_type)
@@ -255,6 +256,11 @@ def _check_filters(command: PlaceOrder, market: MarketView, base_scale: int) -> 
             raise errors.filter_failure("NOTIONAL")
     if command.quote_quantity is not None and command.quote_quantity < market.min_notional:
         raise errors.filter_failure("NOTIONAL")
+    shown = command.iceberg_quantity
+    if shown is not None and (
+        shown % market.lot_size or shown < market.min_quantity or shown >= (command.quantity or 0)
+    ):
+        raise errors.filter_failure("LOT_SIZE")
 
 
 @post("/order", status_code=200, summary="New order (signed, TRADE)")

@@ -92,7 +92,12 @@ def _check_books(core: ExchangeCore) -> None:
                     if order.priority < last_priority:
                         raise InvariantViolation(f"{symbol} level {level.price} out of time priority")
                     last_priority = order.priority
-                    total += order.remaining
+                    if order.iceberg_quantity is not None and not (
+                        order.shown_remaining is not None
+                        and 0 < order.shown_remaining <= min(order.iceberg_quantity, order.remaining)
+                    ):
+                        raise InvariantViolation(f"iceberg {order.order_id} shows a wrong slice")
+                    total += order.shown
                     on_books.add(order.order_id)
                 if total != level.total:
                     raise InvariantViolation(f"{symbol} level {level.price} total {level.total} != {total}")

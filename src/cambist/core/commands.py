@@ -88,6 +88,9 @@ class PlaceOrder(Command, frozen=True, tag="place_order"):
     trailing_offset: int | None = None
     trailing_ppm: int | None = None
     activation_price: int | None = None
+    # Iceberg limit orders: the part shown on the book; the rest refills it, each refill
+    # queuing at the back of its price level.
+    iceberg_quantity: int | None = None
 
 
 class CancelOrder(Command, frozen=True, tag="cancel_order"):

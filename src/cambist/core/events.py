@@ -79,6 +79,8 @@ class OrderView(msgspec.Struct, frozen=True):
     trailing_ppm: int | None = None
     activation_price: int | None = None
     trail_extreme: int | None = None  # the best price since activation; None until then
+    iceberg_quantity: int | None = None  # icebergs: the size of each shown slice
+    shown_remaining: int | None = None  # icebergs: what is left of the slice on the book
 
 
 class Trade(msgspec.Struct, frozen=True):

@@ -12,6 +12,7 @@ to zero per asset, the book is never crossed); ``checks.check_invariants`` does 
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -459,6 +460,7 @@ class ExchangeCore:
                 RejectCode.TOO_MANY_OPEN_ORDERS, f"at most {MAX_OPEN_ORDERS_PER_ACCOUNT} open orders"
             )
         self._check_expiry(cmd, time)
+        self._check_iceberg(cmd, view)
         stp = cmd.self_trade_prevention or view.self_trade_prevention
         trailing_fields = (cmd.trailing_offset, cmd.trailing_ppm, cmd.activation_price)
         if cmd.order_type is OrderType.TRAILING_STOP:
@@ -740,12 +742,17 @@ class ExchangeCore:
                 or (side is Side.SELL and level.price < limit_price)
             ):
                 break
-            for maker in level.orders.values():
+            # The level's queue as the match meets it: each order's shown part, and an
+            # iceberg's next slices at the back once its shown one is used up.
+            queue = deque((maker, maker.shown) for maker in level.orders.values())
+            hidden: dict[int, int] = {}
+            while queue:
+                maker, available = queue.popleft()
                 if maker.account_id == account_id:
                     if stp is SelfTradePrevention.EXPIRE_MAKER:
                         continue
                     return quote_total, base_total
-                take = maker.remaining
+                take = available
                 if quantity is not None:
                     take = min(take, quantity - base_total)
                 if quote is not None:
@@ -755,6 +762,14 @@ class ExchangeCore:
                     return quote_total, base_total
                 base_total += take
                 quote_total += take * level.price // base_unit
+                if take < available:
+                    return quote_total, base_total  # the taker is done within this slice
+                if maker.iceberg_quantity is not None:
+                    rest = hidden.get(maker.order_id, maker.remaining - maker.shown)
+                    if rest > 0:
+                        slice_size = min(maker.iceberg_quantity, rest)
+                        hidden[maker.order_id] = rest - slice_size
+                        queue.append((maker, slice_size))
         return quote_total, base_total
 
     def _fok_fillable(self, cmd: PlaceOrder, market: Market, stp: SelfTradePrevention) -> bool:
@@ -800,6 +815,7 @@ class ExchangeCore:
             status=status,
             stop_price=stop_price,
             expire_time=cmd.expire_time,
+            iceberg_quantity=cmd.iceberg_quantity,
         )
         self.next_order_id += 1
         return order
@@ -970,7 +986,7 @@ class ExchangeCore:
                     if stp is not SelfTradePrevention.EXPIRE_MAKER:
                         return _Stop.SELF_TRADE
                     continue
-                take = maker.remaining
+                take = maker.shown
                 if taker.quantity is not None:
                     take = min(take, taker.remaining)
                 if taker.quote_quantity is not None:
@@ -1056,6 +1072,8 @@ class ExchangeCore:
         self._books_changed.add(view.symbol)
         market.last_price = price
         book_side = market.book.asks if taker_is_buyer else market.book.bids
+        if maker.shown_remaining is not None:
+            maker.shown_remaining -= quantity
         if maker.remaining == 0:
             book_side.remove(maker, quantity)
             maker.transition(OrderStatus.FILLED, seq, time)
@@ -1064,14 +1082,27 @@ class ExchangeCore:
         else:
             book_side.reduce(maker, quantity)
             maker.transition(OrderStatus.PARTIALLY_FILLED, seq, time)
+            if maker.shown_remaining == 0:
+                self._refill(maker, book_side, seq)
         taker_done = taker.quantity is not None and taker.remaining == 0
         taker.transition(OrderStatus.FILLED if taker_done else OrderStatus.PARTIALLY_FILLED, seq, time)
         if taker_done:
             self._release_hold(taker, seq, time)
 
+    def _refill(self, order: Order, side: BookSide, seq: int) -> None:
+        """An iceberg whose shown slice is used up shows the next one from its hidden rest,
+        queued at the back of its level: a refill loses time priority, as on major exchanges."""
+        assert order.iceberg_quantity is not None
+        side.remove(order, 0)
+        order.shown_remaining = min(order.iceberg_quantity, order.remaining)
+        self._requeue(order, seq)
+        side.add(order, order.shown_remaining)
+
     def _rest(self, order: Order, market: Market) -> None:
         side = market.book.bids if order.side is Side.BUY else market.book.asks
-        side.add(order, order.remaining)
+        if order.iceberg_quantity is not None and order.shown_remaining is None:
+            order.shown_remaining = min(order.iceberg_quantity, order.remaining)  # the first slice
+        side.add(order, order.shown)
         self._scope.markets.add(order.symbol)
         self._register(order)
 
@@ -1102,7 +1133,7 @@ class ExchangeCore:
             self._unpark(order, market)
         else:
             side = market.book.bids if order.side is Side.BUY else market.book.asks
-            side.remove(order, order.remaining)
+            side.remove(order, order.shown)
             self._books_changed.add(order.symbol)
         order.transition(status, seq, time)
         self._release_hold(order, seq, time)
@@ -1122,6 +1153,21 @@ class ExchangeCore:
             raise Rejected(RejectCode.INVALID_ORDER, "a GTD order needs an expireTime")
         if not time < cmd.expire_time < MAX_UNITS:
             raise Rejected(RejectCode.INVALID_ORDER, "expireTime must be in the future")
+
+    @staticmethod
+    def _check_iceberg(cmd: PlaceOrder, view: MarketView) -> None:
+        shown = cmd.iceberg_quantity
+        if shown is None:
+            return
+        if cmd.order_type is not OrderType.LIMIT or cmd.time_in_force not in RESTING_TIFS:
+            raise Rejected(RejectCode.INVALID_ORDER, "an iceberg is a limit order that rests: GTC or GTD")
+        if not 0 < shown < MAX_UNITS or shown % view.lot_size or shown < view.min_quantity:
+            raise Rejected(
+                RejectCode.INVALID_QUANTITY,
+                "icebergQuantity must be on the lot size and at least the minimum",
+            )
+        if cmd.quantity is None or shown >= cmd.quantity:
+            raise Rejected(RejectCode.INVALID_QUANTITY, "icebergQuantity must be less than the quantity")
 
     def next_expiry(self) -> int | None:
         """When the earliest open GTD order expires (for the engine's clock), if any."""
@@ -1143,6 +1189,10 @@ class ExchangeCore:
             raise Rejected(RejectCode.ORDER_NOT_FOUND, f"order {cmd.order_id} is not open")
         if order.status is OrderStatus.UNTRIGGERED or order.price is None:
             raise Rejected(RejectCode.INVALID_ORDER, "only an order resting on the book can be amended")
+        if order.iceberg_quantity is not None:
+            raise Rejected(
+                RejectCode.INVALID_ORDER, "an iceberg order is changed by canceling and placing it again"
+            )
         if cmd.quantity is None and cmd.price is None:
             raise Rejected(RejectCode.INVALID_ORDER, "an amend changes the quantity, the price or both")
         market = self.markets[order.symbol]

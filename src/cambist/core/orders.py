@@ -53,6 +53,7 @@ class Order:
         "filled_quantity",
         "hold_asset",
         "hold_remaining",
+        "iceberg_quantity",
         "order_id",
         "order_type",
         "post_only",
@@ -63,6 +64,7 @@ class Order:
         "quote_filled",
         "quote_quantity",
         "self_trade_prevention",
+        "shown_remaining",
         "side",
         "status",
         "stop_price",
@@ -109,6 +111,8 @@ class Order:
         trailing_ppm: int | None = None,
         activation_price: int | None = None,
         trail_extreme: int | None = None,
+        iceberg_quantity: int | None = None,
+        shown_remaining: int | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -141,11 +145,18 @@ class Order:
         self.trailing_ppm = trailing_ppm
         self.activation_price = activation_price
         self.trail_extreme = trail_extreme
+        self.iceberg_quantity = iceberg_quantity
+        self.shown_remaining = shown_remaining
 
     @property
     def remaining(self) -> int:
         """Base quantity still to fill; 0 for an order sized in quote only."""
         return 0 if self.quantity is None else self.quantity - self.filled_quantity
+
+    @property
+    def shown(self) -> int:
+        """What the order shows on the book: all it has left, or an iceberg's current slice."""
+        return self.remaining if self.shown_remaining is None else self.shown_remaining
 
     @property
     def is_open(self) -> bool:
@@ -194,6 +205,8 @@ class Order:
             trailing_ppm=self.trailing_ppm,
             activation_price=self.activation_price,
             trail_extreme=self.trail_extreme,
+            iceberg_quantity=self.iceberg_quantity,
+            shown_remaining=self.shown_remaining,
         )
 
     @classmethod
@@ -230,6 +243,8 @@ class Order:
             trailing_ppm=view.trailing_ppm,
             activation_price=view.activation_price,
             trail_extreme=view.trail_extreme,
+            iceberg_quantity=view.iceberg_quantity,
+            shown_remaining=view.shown_remaining,
         )
         return order
 
@@ -271,6 +286,8 @@ class Order:
             key += ("queue_rank", self.queue_rank)
         if self.expire_time is not None:
             key += ("expire_time", self.expire_time)
+        if self.iceberg_quantity is not None:
+            key += ("iceberg", self.iceberg_quantity, self.shown_remaining)
         if self.order_type is OrderType.TRAILING_STOP:
             key += (
                 "trailing",

@@ -143,6 +143,9 @@ class OrderRow(Base):
     trailing_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     activation_price: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     trail_extreme: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Icebergs (migration 0010): the slice size and what is left of the slice shown now.
+    iceberg_quantity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    shown_remaining: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TradeRow(Base):

@@ -66,6 +66,9 @@ def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime
         activation_price=parse_optional(
             data.activation_price, quote_scale, "activationPrice", "INVALID_PRICE"
         ),
+        iceberg_quantity=parse_optional(
+            data.iceberg_quantity, base_scale, "icebergQuantity", "INVALID_QUANTITY"
+        ),
     )
 
 
@@ -83,6 +86,7 @@ def _same_request(order: OrderView, command: PlaceOrder) -> bool:
         and order.expire_time == command.expire_time
         and order.trailing_offset == command.trailing_offset
         and order.trailing_ppm == command.trailing_ppm
+        and order.iceberg_quantity == command.iceberg_quantity
     )
     if command.order_type in PRICED_TYPES:
         same = same and order.time_in_force == command.time_in_force
