@@ -184,6 +184,7 @@ async def test_max_values_that_fit_are_not_server_errors(client: Client, trader:
         ({**LIMIT, "type": "take_profit_limit"}, "INVALID_PRICE"),
         ({**LIMIT, "type": "take_profit_limit", "stopPrice": "29000", "postOnly": True}, "INVALID_ORDER"),
         ({**LIMIT, "type": "trailing_stop"}, "INVALID_ORDER"),  # no distance, and a price
+        ({**LIMIT, "reduceOnly": True}, "INVALID_ORDER"),  # spot has no positions to reduce
         ({**LIMIT, "type": "iceberg"}, None),
         ({**LIMIT, "timeInForce": "GTD"}, "INVALID_ORDER"),  # without an expireTime
         ({**LIMIT, "timeInForce": "GTD", "expireTime": 1}, "INVALID_ORDER"),  # in the past

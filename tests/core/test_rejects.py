@@ -132,6 +132,7 @@ CASES: list[tuple[str, Command, RejectCode]] = [
         R.BELOW_MIN_NOTIONAL,
     ),
     ("stop price on a plain limit", limit(stop_price=P), R.INVALID_ORDER),
+    ("reduce-only on a spot market", limit(reduce_only=True), R.INVALID_ORDER),
     # --------------------------------------------------------------- market orders
     ("market with price", market(quantity=Q, price=P), R.INVALID_ORDER),
     ("market post-only", market(quantity=Q, post_only=True), R.INVALID_ORDER),

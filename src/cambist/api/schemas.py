@@ -113,6 +113,7 @@ class PlaceOrderRequest(Request, frozen=True):
     trailing_percent: str | None = None
     activation_price: str | None = None
     iceberg_quantity: str | None = None  # a limit order showing only this much at a time
+    reduce_only: bool = False  # margin and futures only (refused on spot markets)
 
 
 class AmendOrderRequest(Request, frozen=True):

@@ -91,6 +91,9 @@ class PlaceOrder(Command, frozen=True, tag="place_order"):
     # Iceberg limit orders: the part shown on the book; the rest refills it, each refill
     # queuing at the back of its price level.
     iceberg_quantity: int | None = None
+    # Only ever reduce a position: meaningful for margin and futures markets, refused on spot
+    # (which has no positions) until those exist.
+    reduce_only: bool = False
 
 
 class CancelOrder(Command, frozen=True, tag="cancel_order"):

@@ -81,6 +81,7 @@ class OrderView(msgspec.Struct, frozen=True):
     trail_extreme: int | None = None  # the best price since activation; None until then
     iceberg_quantity: int | None = None  # icebergs: the size of each shown slice
     shown_remaining: int | None = None  # icebergs: what is left of the slice on the book
+    reduce_only: bool = False
 
 
 class Trade(msgspec.Struct, frozen=True):

@@ -52,6 +52,7 @@ from cambist.core.types import (
     SYSTEM_ACCOUNTS,
     Bucket,
     MarketStatus,
+    MarketType,
     OrderStatus,
     OrderType,
     RejectCode,
@@ -461,6 +462,10 @@ class ExchangeCore:
             )
         self._check_expiry(cmd, time)
         self._check_iceberg(cmd, view)
+        if cmd.reduce_only and view.market_type is MarketType.SPOT:
+            raise Rejected(
+                RejectCode.INVALID_ORDER, "reduceOnly applies to positions: margin and futures markets only"
+            )
         stp = cmd.self_trade_prevention or view.self_trade_prevention
         trailing_fields = (cmd.trailing_offset, cmd.trailing_ppm, cmd.activation_price)
         if cmd.order_type is OrderType.TRAILING_STOP:
@@ -816,6 +821,7 @@ class ExchangeCore:
             stop_price=stop_price,
             expire_time=cmd.expire_time,
             iceberg_quantity=cmd.iceberg_quantity,
+            reduce_only=cmd.reduce_only,
         )
         self.next_order_id += 1
         return order

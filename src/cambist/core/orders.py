@@ -63,6 +63,7 @@ class Order:
         "queue_rank",
         "quote_filled",
         "quote_quantity",
+        "reduce_only",
         "self_trade_prevention",
         "shown_remaining",
         "side",
@@ -113,6 +114,7 @@ class Order:
         trail_extreme: int | None = None,
         iceberg_quantity: int | None = None,
         shown_remaining: int | None = None,
+        reduce_only: bool = False,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -147,6 +149,7 @@ class Order:
         self.trail_extreme = trail_extreme
         self.iceberg_quantity = iceberg_quantity
         self.shown_remaining = shown_remaining
+        self.reduce_only = reduce_only
 
     @property
     def remaining(self) -> int:
@@ -207,6 +210,7 @@ class Order:
             trail_extreme=self.trail_extreme,
             iceberg_quantity=self.iceberg_quantity,
             shown_remaining=self.shown_remaining,
+            reduce_only=self.reduce_only,
         )
 
     @classmethod
@@ -245,6 +249,7 @@ class Order:
             trail_extreme=view.trail_extreme,
             iceberg_quantity=view.iceberg_quantity,
             shown_remaining=view.shown_remaining,
+            reduce_only=view.reduce_only,
         )
         return order
 
@@ -286,6 +291,8 @@ class Order:
             key += ("queue_rank", self.queue_rank)
         if self.expire_time is not None:
             key += ("expire_time", self.expire_time)
+        if self.reduce_only:
+            key += ("reduce_only",)
         if self.iceberg_quantity is not None:
             key += ("iceberg", self.iceberg_quantity, self.shown_remaining)
         if self.order_type is OrderType.TRAILING_STOP:

@@ -146,6 +146,7 @@ class OrderRow(Base):
     # Icebergs (migration 0010): the slice size and what is left of the slice shown now.
     iceberg_quantity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     shown_remaining: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # migration 0010
 
 
 class TradeRow(Base):

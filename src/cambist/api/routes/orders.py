@@ -69,6 +69,7 @@ def _command(data: JSONBody[PlaceOrderRequest], principal: PrincipalDep, runtime
         iceberg_quantity=parse_optional(
             data.iceberg_quantity, base_scale, "icebergQuantity", "INVALID_QUANTITY"
         ),
+        reduce_only=data.reduce_only,
     )
 
 
