@@ -160,3 +160,28 @@ async def test_a_trailing_stop_follows_the_price_up_and_shows_its_stop(
 
 async def order_of(client: Client, user: User, order_id: int) -> dict[str, Any]:
     return await order(client, user, order_id)
+
+
+async def test_an_oco_list_holds_once_and_canceling_one_cancels_both(
+    client: Client, new_market: NewMarket, funded_user: FundedUser
+) -> None:
+    symbol = await new_market()
+    base = symbol.split("-")[0]
+    await trade_at(client, funded_user, symbol, "30000")
+    trader = await funded_user(**{base: "1"})
+    body = {"symbol": symbol, "side": "sell", "quantity": "0.5", "price": "33000", "stopPrice": "28000"}
+    response = await client.post(f"{API}/orders/oco", json=body, headers=trader.headers)
+    assert response.status_code == 201, response.text
+    listed = response.json()
+    limit, stop = listed["orders"]
+    assert listed["listId"] == limit["orderId"]
+    assert (limit["type"], limit["status"], limit["postOnly"]) == ("limit", "new", True)
+    assert (stop["type"], stop["status"], stop["stopPrice"]) == ("stop_market", "untriggered", "28000")
+    assert limit["linkedOrderId"] == stop["orderId"] and stop["linkedOrderId"] == limit["orderId"]
+    assert (await balances(client, trader))[base] == ("0.5", "0.5")
+    canceled = await client.delete(f"{API}/orders/{stop['orderId']}", headers=trader.headers)
+    assert canceled.status_code == 200
+    assert (await order(client, trader, limit["orderId"]))["status"] == "canceled"
+    assert (await balances(client, trader))[base] == ("1", "0")
+    bad = await client.post(f"{API}/orders/oco", json={**body, "price": "27000"}, headers=trader.headers)
+    assert_error(bad, 400, "INVALID_PRICE")

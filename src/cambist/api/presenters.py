@@ -124,4 +124,5 @@ def order_body(
         trailing_percent=fmt_optional(order.trailing_ppm, PERCENT_SCALE),
         activation_price=fmt_optional(order.activation_price, quote_scale),
         iceberg_quantity=fmt_optional(order.iceberg_quantity, base_scale),
+        linked_order_id=order.linked_order_id,
     )

@@ -116,6 +116,18 @@ class PlaceOrderRequest(Request, frozen=True):
     reduce_only: bool = False  # margin and futures only (refused on spot markets)
 
 
+class OcoRequest(Request, frozen=True):
+    """A post-only limit order and a stop for one quantity (API.md, Trading)."""
+
+    symbol: str
+    side: Side
+    quantity: str
+    price: str
+    stop_price: str
+    stop_limit_price: str | None = None
+    client_order_id: str | None = None  # of the limit order
+
+
 class AmendOrderRequest(Request, frozen=True):
     """The new total quantity (what has filled included) and/or the new price."""
 
@@ -161,6 +173,12 @@ class OrderResponse(Response, frozen=True):
     trailing_percent: str | None = None
     activation_price: str | None = None
     iceberg_quantity: str | None = None
+    linked_order_id: int | None = None  # the other order of its OCO list
+
+
+class OcoResponse(Response, frozen=True):
+    list_id: int  # the limit order's id
+    orders: list[OrderResponse]  # the limit order, then the stop
 
 
 class AccountTradeResponse(Response, frozen=True):

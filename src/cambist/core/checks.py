@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cambist.core.exchange import ExchangeCore, InvariantViolation
 from cambist.core.numbers import POW10
+from cambist.core.orders import Order
 from cambist.core.types import (
     EXTERNAL_ACCOUNT,
     PRICED_TYPES,
@@ -45,12 +46,24 @@ def _check_balances(core: ExchangeCore) -> None:
             raise InvariantViolation(f"{asset} is not conserved: sum of all accounts is {total}")
 
 
+def _held_by_its_list(core: ExchangeCore, order: Order) -> bool:
+    """The waiting stop of an OCO list holds nothing: its limit order holds for the list."""
+    if order.linked_order_id is None or order.status is not OrderStatus.UNTRIGGERED:
+        return False
+    sibling = core.orders.get(order.linked_order_id)
+    if sibling is None or sibling.linked_order_id != order.order_id or order.hold_remaining:
+        raise InvariantViolation(f"OCO order {order.order_id} waits without its list's funds")
+    return True
+
+
 def _check_holds(core: ExchangeCore) -> None:
     """Locked funds equal what open orders reserve."""
     reserved: dict[tuple[int, str], int] = {}
     for order in core.orders.values():
         key = (order.account_id, order.hold_asset)
         reserved[key] = reserved.get(key, 0) + order.hold_remaining
+        if _held_by_its_list(core, order):
+            continue
         if order.side is Side.SELL and order.hold_remaining != order.remaining:
             raise InvariantViolation(
                 f"sell order {order.order_id} holds {order.hold_remaining} for {order.remaining}"

@@ -122,6 +122,24 @@ class AmendOrder(Command, frozen=True, tag="amend_order"):
     price: int | None = None
 
 
+class PlaceOco(Command, frozen=True, tag="place_oco"):
+    """One-cancels-the-other: a limit order (post-only) and a stop on the other side of the
+    market, for one quantity held once. When the limit order fills, even in part, the stop is
+    expired; when the stop triggers, the limit order is expired and its funds pass to the stop;
+    canceling either cancels both. A sell OCO's limit is above its stop, a buy OCO's below.
+    ``stop_limit_price`` makes the stop a stop-limit; a buy OCO needs one (a stop-market buy
+    is sized by quote, and the list by quantity)."""
+
+    account_id: int
+    symbol: str
+    side: Side
+    quantity: int
+    price: int
+    stop_price: int
+    stop_limit_price: int | None = None
+    client_order_id: str | None = None  # of the limit order
+
+
 class ExpireOrders(Command, frozen=True, tag="expire_orders"):
     """The engine's clock: expire every GTD order whose time has come by this command's time.
 
@@ -131,7 +149,15 @@ class ExpireOrders(Command, frozen=True, tag="expire_orders"):
 
 
 AnyCommand = (
-    AddAsset | UpsertMarket | Credit | PlaceOrder | CancelOrder | CancelAllOrders | AmendOrder | ExpireOrders
+    AddAsset
+    | UpsertMarket
+    | Credit
+    | PlaceOrder
+    | CancelOrder
+    | CancelAllOrders
+    | AmendOrder
+    | ExpireOrders
+    | PlaceOco
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -82,6 +82,7 @@ class OrderView(msgspec.Struct, frozen=True):
     iceberg_quantity: int | None = None  # icebergs: the size of each shown slice
     shown_remaining: int | None = None  # icebergs: what is left of the slice on the book
     reduce_only: bool = False
+    linked_order_id: int | None = None  # the other order of its OCO list
 
 
 class Trade(msgspec.Struct, frozen=True):

@@ -27,6 +27,7 @@ from cambist.core.commands import (
     Command,
     Credit,
     ExpireOrders,
+    PlaceOco,
     PlaceOrder,
     UpsertMarket,
 )
@@ -304,6 +305,8 @@ class ExchangeCore:
             return self._amend(command, seq, time)
         if isinstance(command, ExpireOrders):
             return self._expire_due(seq, time)
+        if isinstance(command, PlaceOco):
+            return self._place_oco(command, seq, time)
         if isinstance(command, Credit):
             return self._credit(command, seq, time)
         if isinstance(command, UpsertMarket):
@@ -942,6 +945,10 @@ class ExchangeCore:
         self._forget(order)  # registered again by _rest if it comes to rest
         self._requeue(order, seq)
         order.transition(OrderStatus.NEW, seq, time)
+        if order.linked_order_id is not None and order.hold_remaining == 0:
+            # The stop of an OCO list: its limit order goes, and the list's funds come here.
+            self._end_linked(order, OrderStatus.EXPIRED, seq, time)
+            self._move_hold(order, self._oco_stop_need(order, market), seq, time)
         kill = False
         if order.time_in_force is TimeInForce.FOK:
             assert order.quantity is not None
@@ -1090,6 +1097,8 @@ class ExchangeCore:
             maker.transition(OrderStatus.PARTIALLY_FILLED, seq, time)
             if maker.shown_remaining == 0:
                 self._refill(maker, book_side, seq)
+        if maker.linked_order_id is not None:
+            self._oco_limit_filled(maker, market, seq, time)
         taker_done = taker.quantity is not None and taker.remaining == 0
         taker.transition(OrderStatus.FILLED if taker_done else OrderStatus.PARTIALLY_FILLED, seq, time)
         if taker_done:
@@ -1187,6 +1196,114 @@ class ExchangeCore:
             self._end_resting(order, self.markets[order.symbol], OrderStatus.EXPIRED, seq, time)
         return Outcome(seq=seq, time=time, orders=tuple(self._view(o) for o in due))
 
+    # ------------------------------------------------------------------ OCO lists
+
+    def _place_oco(self, cmd: PlaceOco, seq: int, time: int) -> Outcome:
+        market = self.markets.get(cmd.symbol)
+        if market is None:
+            raise Rejected(RejectCode.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol}")
+        view = market.view
+        sell = cmd.side is Side.SELL
+        if (cmd.price <= cmd.stop_price) if sell else (cmd.price >= cmd.stop_price):
+            where = "above" if sell else "below"
+            raise Rejected(
+                RejectCode.INVALID_PRICE, f"an OCO {cmd.side.value} has its limit price {where} its stop"
+            )
+        if not sell and cmd.stop_limit_price is None:
+            raise Rejected(RejectCode.INVALID_ORDER, "a buy OCO needs a stopLimitPrice")
+        stop_type = OrderType.STOP_LIMIT if cmd.stop_limit_price is not None else OrderType.STOP_MARKET
+        limit_leg = PlaceOrder(
+            cmd.account_id,
+            cmd.symbol,
+            cmd.side,
+            OrderType.LIMIT,
+            quantity=cmd.quantity,
+            price=cmd.price,
+            post_only=True,
+            client_order_id=cmd.client_order_id,
+        )
+        stop_leg = PlaceOrder(
+            cmd.account_id,
+            cmd.symbol,
+            cmd.side,
+            stop_type,
+            quantity=cmd.quantity,
+            price=cmd.stop_limit_price,
+            stop_price=cmd.stop_price,
+        )
+        if self.open_order_count.get(cmd.account_id, 0) + 2 > MAX_OPEN_ORDERS_PER_ACCOUNT:
+            raise Rejected(
+                RejectCode.TOO_MANY_OPEN_ORDERS, f"at most {MAX_OPEN_ORDERS_PER_ACCOUNT} open orders"
+            )
+        # Every check of both orders first, and the funds the list holds once; then both.
+        need = max(self._oco_need(limit_leg, market), self._oco_need(stop_leg, market))
+        hold_asset = view.base_asset if sell else view.quote_asset
+        if need > self._available(cmd.account_id, hold_asset):
+            raise Rejected(RejectCode.INSUFFICIENT_FUNDS, f"insufficient {hold_asset} available")
+        placed = self._place(limit_leg, seq, time).order
+        assert placed is not None
+        limit_order = self.orders[placed.order_id]
+        stop_order = self._new_order(
+            stop_leg,
+            market,
+            limit_order.self_trade_prevention,
+            stop_leg.time_in_force,
+            hold_asset,
+            seq,
+            time,
+            status=OrderStatus.UNTRIGGERED,
+            stop_price=cmd.stop_price,
+        )
+        stop_order.linked_order_id, limit_order.linked_order_id = limit_order.order_id, stop_order.order_id
+        self._touch_order(stop_order)
+        self._park(stop_order, market)
+        if need > limit_order.hold_remaining:  # a buy's stop may need more than its limit order
+            self._move_hold(limit_order, need - limit_order.hold_remaining, seq, time)
+        return self._order_outcome(limit_order, seq, time)
+
+    def _oco_need(self, leg: PlaceOrder, market: Market) -> int:
+        """What one order of a list would hold alone, after every check it would pass."""
+        if leg.order_type in CONDITIONAL_TYPES:
+            stop = leg.stop_price
+            assert stop is not None
+            if not 0 < stop < MAX_UNITS or stop % market.view.tick_size:
+                raise Rejected(RejectCode.INVALID_PRICE, "stopPrice must be positive and on the tick size")
+            last = market.last_price
+            rises = triggers_on_rise(leg.order_type, leg.side)
+            if last is not None and (last >= stop if rises else last <= stop):
+                raise Rejected(RejectCode.STOP_WOULD_TRIGGER, "the stop price would trigger immediately")
+            if leg.order_type is OrderType.STOP_LIMIT:
+                return self._validate_limit(leg, market)
+            return self._validate_conditional_market(leg, market)
+        return self._validate_limit(leg, market)
+
+    @staticmethod
+    def _oco_stop_need(order: Order, market: Market) -> int:
+        if order.side is Side.SELL:
+            return order.remaining
+        assert order.price is not None
+        return -(-order.remaining * order.price // market.base_unit)
+
+    def _oco_limit_filled(self, order: Order, market: Market, seq: int, time: int) -> None:
+        """The limit order of a list traded: its stop goes, and a buy lets go of what it held
+        for the stop beyond its own need."""
+        sibling_id = order.linked_order_id
+        sibling = self.orders.get(sibling_id) if sibling_id is not None else None
+        if sibling is None or sibling.status is not OrderStatus.UNTRIGGERED:
+            return
+        self._end_resting(sibling, market, OrderStatus.EXPIRED, seq, time)
+        if order.is_open and order.side is Side.BUY and order.price is not None:
+            needed = -(-order.remaining * order.price // market.base_unit)
+            if order.hold_remaining > needed:
+                self._release(order, order.hold_remaining - needed, seq, time)
+
+    def _end_linked(self, order: Order, status: OrderStatus, seq: int, time: int) -> None:
+        """End the other order of ``order``'s list, if it is still open."""
+        sibling_id = order.linked_order_id
+        sibling = self.orders.get(sibling_id) if sibling_id is not None else None
+        if sibling is not None:
+            self._end_resting(sibling, self.markets[sibling.symbol], status, seq, time)
+
     # ------------------------------------------------------------------ amend
 
     def _amend(self, cmd: AmendOrder, seq: int, time: int) -> Outcome:
@@ -1198,6 +1315,10 @@ class ExchangeCore:
         if order.iceberg_quantity is not None:
             raise Rejected(
                 RejectCode.INVALID_ORDER, "an iceberg order is changed by canceling and placing it again"
+            )
+        if order.linked_order_id is not None:
+            raise Rejected(
+                RejectCode.INVALID_ORDER, "an OCO order is changed by canceling the list and placing it again"
             )
         if cmd.quantity is None and cmd.price is None:
             raise Rejected(RejectCode.INVALID_ORDER, "an amend changes the quantity, the price or both")
@@ -1272,6 +1393,7 @@ class ExchangeCore:
             # Another account's order is reported exactly like a missing one.
             raise Rejected(RejectCode.ORDER_NOT_FOUND, f"order {cmd.order_id} is not open")
         self._end_resting(order, self.markets[order.symbol], OrderStatus.CANCELED, seq, time)
+        self._end_linked(order, OrderStatus.CANCELED, seq, time)
         return self._order_outcome(order, seq, time)
 
     def _cancel_all(self, cmd: CancelAllOrders, seq: int, time: int) -> Outcome:
@@ -1283,7 +1405,8 @@ class ExchangeCore:
             key=lambda o: o.order_id,
         )
         for order in mine:
-            self._end_resting(order, market, OrderStatus.CANCELED, seq, time)
+            if order.is_open:  # an OCO order canceled with its other one is done already
+                self._end_resting(order, market, OrderStatus.CANCELED, seq, time)
         return Outcome(
             seq=seq,
             time=time,

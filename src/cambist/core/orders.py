@@ -54,6 +54,7 @@ class Order:
         "hold_asset",
         "hold_remaining",
         "iceberg_quantity",
+        "linked_order_id",
         "order_id",
         "order_type",
         "post_only",
@@ -115,6 +116,7 @@ class Order:
         iceberg_quantity: int | None = None,
         shown_remaining: int | None = None,
         reduce_only: bool = False,
+        linked_order_id: int | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -150,6 +152,7 @@ class Order:
         self.iceberg_quantity = iceberg_quantity
         self.shown_remaining = shown_remaining
         self.reduce_only = reduce_only
+        self.linked_order_id = linked_order_id
 
     @property
     def remaining(self) -> int:
@@ -211,6 +214,7 @@ class Order:
             iceberg_quantity=self.iceberg_quantity,
             shown_remaining=self.shown_remaining,
             reduce_only=self.reduce_only,
+            linked_order_id=self.linked_order_id,
         )
 
     @classmethod
@@ -250,6 +254,7 @@ class Order:
             iceberg_quantity=view.iceberg_quantity,
             shown_remaining=view.shown_remaining,
             reduce_only=view.reduce_only,
+            linked_order_id=view.linked_order_id,
         )
         return order
 
@@ -293,6 +298,8 @@ class Order:
             key += ("expire_time", self.expire_time)
         if self.reduce_only:
             key += ("reduce_only",)
+        if self.linked_order_id is not None:
+            key += ("linked", self.linked_order_id)
         if self.iceberg_quantity is not None:
             key += ("iceberg", self.iceberg_quantity, self.shown_remaining)
         if self.order_type is OrderType.TRAILING_STOP:

@@ -147,6 +147,7 @@ class OrderRow(Base):
     iceberg_quantity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     shown_remaining: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reduce_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # migration 0010
+    linked_order_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # OCO, migration 0011
 
 
 class TradeRow(Base):

@@ -12,8 +12,8 @@ from cambist.api.errors import ApiError, bad_request, not_found, reject_error
 from cambist.api.money import parse_optional
 from cambist.api.pagination import INT64_MAX, Page, clamp_limit, parse_cursor
 from cambist.api.presenters import PERCENT_SCALE, fills_from_rows, fills_from_trades, order_body
-from cambist.api.schemas import AmendOrderRequest, OrderResponse, PlaceOrderRequest
-from cambist.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOrder
+from cambist.api.schemas import AmendOrderRequest, OcoRequest, OcoResponse, OrderResponse, PlaceOrderRequest
+from cambist.core.commands import AmendOrder, CancelAllOrders, CancelOrder, PlaceOco, PlaceOrder
 from cambist.core.events import MarketView, OrderView
 from cambist.core.types import PRICED_TYPES, OrderType, RejectCode, SelfTradePrevention, Side, TimeInForce
 from cambist.store.queries import Fill
@@ -210,6 +210,42 @@ async def cancel_order(
     return await _order_with_fills(runtime, order)
 
 
+@post("/api/v1/orders/oco", status_code=201, tags=["orders"], summary="Place an OCO list", opt=TRADE)
+async def place_oco(data: JSONBody[OcoRequest], principal: PrincipalDep, runtime: RuntimeDep) -> OcoResponse:
+    """One-cancels-the-other: when the limit order fills, even in part, the stop expires; when
+    the stop triggers, the limit order expires; canceling either cancels both."""
+    market = _market(runtime, data.symbol)
+    base_scale = runtime.hub.assets[market.base_asset]
+    quote_scale = runtime.hub.assets[market.quote_asset]
+
+    def required(text: str, scale: int, name: str, code: str) -> int:
+        value = parse_optional(text, scale, name, code)
+        assert value is not None  # the schema makes these fields mandatory
+        return value
+
+    command = PlaceOco(
+        account_id=principal.user_id,
+        symbol=data.symbol,
+        side=Side(data.side),
+        quantity=required(data.quantity, base_scale, "quantity", "INVALID_QUANTITY"),
+        price=required(data.price, quote_scale, "price", "INVALID_PRICE"),
+        stop_price=required(data.stop_price, quote_scale, "stopPrice", "INVALID_PRICE"),
+        stop_limit_price=parse_optional(
+            data.stop_limit_price, quote_scale, "stopLimitPrice", "INVALID_PRICE"
+        ),
+        client_order_id=data.client_order_id,
+    )
+    outcome = await runtime.execute(command)
+    if outcome.reject is not None:
+        raise reject_error(outcome.reject, outcome.message)
+    assert outcome.order is not None
+    legs = [outcome.order, *(o for o in outcome.orders if o.order_id == outcome.order.linked_order_id)]
+    assets = runtime.hub.assets
+    return OcoResponse(
+        list_id=outcome.order.order_id, orders=[order_body(o, market, assets, []) for o in legs]
+    )
+
+
 @patch("/api/v1/orders/{order_id:int}", tags=["orders"], summary="Amend a resting order", opt=TRADE)
 async def amend_order(
     order_id: FromPath[int], data: JSONBody[AmendOrderRequest], principal: PrincipalDep, runtime: RuntimeDep
@@ -260,4 +296,4 @@ async def cancel_all(
     return Page(data=data, next_cursor=None)
 
 
-ROUTES = [place_order, list_orders, get_order, amend_order, cancel_order, cancel_all]
+ROUTES = [place_order, place_oco, list_orders, get_order, amend_order, cancel_order, cancel_all]
