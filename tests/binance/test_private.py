@@ -750,3 +750,25 @@ async def test_stop_loss_and_take_profit_orders(world: World) -> None:
     assert (await trader.ok("GET", "order", symbol=symbol, orderId=market_stop["orderId"]))["status"] == "NEW"
     canceled = await trader.ok("DELETE", "order", symbol=symbol, orderId=market_stop["orderId"])
     assert canceled["status"] == "CANCELED" and canceled["type"] == "STOP_LOSS"
+
+
+async def test_a_trailing_stop_is_stop_loss_with_trailing_delta(world: World) -> None:
+    native, symbol = await world.market()
+    base = native.split("-")[0]
+    _, trader = await world.user(**{base: "2"})
+    _, maker = await world.user(**{base: "5"})
+    _, taker = await world.user(USDT="10000")
+    await maker.ok("POST", "order", **limit(symbol, "SELL", "0.5", "20"))
+    await taker.ok("POST", "order", **limit(symbol, "BUY", "0.5", "20"))  # last price 20
+    order = await trader.ok(
+        "POST", "order", symbol=symbol, side="SELL", type="STOP_LOSS", quantity="1", trailingDelta="100"
+    )
+    assert (order["type"], order["status"], order["trailingDelta"]) == ("STOP_LOSS", "NEW", 100)
+    assert order["stopPrice"] == "19.800000"  # 1 % under the last price
+    check_order(order, symbol, base)
+    bad = await trader.call("POST", "order", **limit(symbol, "SELL", "0.1", "30", trailingDelta="100"))
+    assert_binance_error(bad, -1106, "Parameter 'trailingDelta' sent when not required.")
+    bad = await trader.call(
+        "POST", "order", symbol=symbol, side="SELL", type="STOP_LOSS", quantity="1", trailingDelta="5"
+    )
+    assert_binance_error(bad, -1013, "Filter failure: TRAILING_DELTA")

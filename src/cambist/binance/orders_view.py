@@ -41,6 +41,7 @@ TYPE_NAMES: dict[str, str] = {
     "stop_limit": "STOP_LOSS_LIMIT",
     "take_profit_market": "TAKE_PROFIT",
     "take_profit_limit": "TAKE_PROFIT_LIMIT",
+    "trailing_stop": "STOP_LOSS",  # with trailingDelta
 }
 
 
@@ -88,6 +89,7 @@ def order_body(order: OrderView, s: Scales) -> dict[str, Any]:
         "side": "BUY" if order.side is Side.BUY else "SELL",
         # getattr: conditional orders (issue 6) bring ``stop_price``; others print zero.
         "stopPrice": fmt(order.stop_price or 0, s.quote),
+        **_trailing(order),
         "icebergQty": fmt(order.iceberg_quantity or 0, s.base),
         "time": order.created_at,
         "updateTime": order.updated_at,
@@ -128,7 +130,13 @@ def result_body(order: OrderView, s: Scales, transact_time: int) -> dict[str, An
         **({"workingTime": order.created_at} if order.status is not OrderStatus.UNTRIGGERED else {}),
         "selfTradePreventionMode": STP_TO_BINANCE[order.self_trade_prevention],
         **({"stopPrice": fmt(order.stop_price, s.quote)} if order.stop_price is not None else {}),
+        **_trailing(order),
     }
+
+
+def _trailing(order: OrderView) -> dict[str, Any]:
+    """A trailing stop's distance in basis points, as Binance shows it."""
+    return {} if order.trailing_ppm is None else {"trailingDelta": order.trailing_ppm // 100}
 
 
 def working_time(order: OrderView) -> int:

@@ -82,7 +82,7 @@ def symbol_info(market: MarketView, symbol: str, assets: Mapping[str, int]) -> d
         "ocoAllowed": False,
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": False,
+        "allowTrailingStop": True,
         "cancelReplaceAllowed": False,
         "amendAllowed": False,
         "isSpotTradingAllowed": True,

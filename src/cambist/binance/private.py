@@ -159,10 +159,11 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         raise errors.mandatory("type")
     if kind not in ORDER_TYPES:
         raise errors.error(errors.INVALID_ORDER_TYPE)
-    for unsupported in ("trailingDelta", "strategyId", "strategyType"):
+    for unsupported in ("strategyId", "strategyType"):
         if _text(params, unsupported) is not None:
             raise errors.not_required(unsupported)
     conditional = CONDITIONAL_KINDS.get(kind)
+    trailing_bips = _trailing_delta(params, kind)
     base_scale = runtime.hub.assets[market.base_asset]
     quote_scale = runtime.hub.assets[market.quote_asset]
     quantity = _amount(params, "quantity", base_scale, "LOT_SIZE")
@@ -171,8 +172,13 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
     stop_price = _amount(params, "stopPrice", quote_scale, "PRICE_FILTER")
     if conditional is None and stop_price is not None:
         raise errors.not_required("stopPrice")
-    if conditional is not None and stop_price is None:
+    if conditional is not None and stop_price is None and trailing_bips is None:
         raise errors.mandatory("stopPrice")
+    activation_price = None
+    if trailing_bips is not None:
+        # Binance's trailing stop: STOP_LOSS with trailingDelta (basis points); a stopPrice
+        # there is where the trailing starts.
+        conditional, activation_price, stop_price = OrderType.TRAILING_STOP, stop_price, None
     tif_text = _text(params, "timeInForce")
     time_in_force = TimeInForce.GTC
     post_only = False
@@ -233,9 +239,27 @@ def _new_order(runtime: Runtime, signed: Signed) -> NewOrder:
         self_trade_prevention=None if stp_text is None else STP_FROM_BINANCE[stp_text],
         stop_price=stop_price,
         iceberg_quantity=_amount(params, "icebergQty", base_scale, "LOT_SIZE"),
+        trailing_ppm=None if trailing_bips is None else trailing_bips * 100,
+        activation_price=activation_price,
     )
     _check_filters(command, market, base_scale)
     return NewOrder(command, market, response_type)
+
+
+TRAILING_DELTA_MIN, TRAILING_DELTA_MAX = 10, 2000  # basis points, as Binance allows
+
+
+def _trailing_delta(params: Any, kind: str) -> int | None:
+    """``trailingDelta`` in basis points, taken on STOP_LOSS (Cambist's trailing stop is a
+    stop-market); on any other type it is a parameter sent when not required."""
+    text = _text(params, "trailingDelta")
+    if text is None:
+        return None
+    if kind != "STOP_LOSS":
+        raise errors.not_required("trailingDelta")
+    if not text.isdigit() or not TRAILING_DELTA_MIN <= int(text) <= TRAILING_DELTA_MAX:
+        raise errors.BinanceError(-1013, "Filter failure: TRAILING_DELTA")
+    return int(text)
 
 
 def _check_filters(command: PlaceOrder, market: MarketView, base_scale: int) -> None:
@@ -243,7 +267,7 @@ def _check_filters(command: PlaceOrder, market: MarketView, base_scale: int) -> 
     the core checks them again (and is the authority) when the order is placed."""
     if market.status is not MarketStatus.TRADING:
         raise errors.BinanceError(-1013, errors.MARKET_CLOSED)
-    for price in (command.price, command.stop_price):
+    for price in (command.price, command.stop_price, command.activation_price):
         if price is not None and price % market.tick_size:
             raise errors.filter_failure("PRICE_FILTER")
     if command.quantity is not None and (
