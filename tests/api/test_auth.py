@@ -238,10 +238,11 @@ async def test_protected_routes_need_authentication(client: Client) -> None:
 
 
 async def test_access_token_expires_for_real(make_client: Any) -> None:
-    async with make_client(access_token_ttl_s=1) as private:
+    # 3 s: a refreshed token must outlive a loaded machine's next request (exp is whole seconds).
+    async with make_client(access_token_ttl_s=3) as private:
         user = await new_user(private)
         assert (await private.get(f"{API}/account", headers=user.headers)).status_code == 200
-        time.sleep(2.05)  # the token's exp is whole seconds: at most 2 s from now
+        time.sleep(4.05)  # the token's exp is whole seconds: at most 4 s from now
         assert_error(await private.get(f"{API}/account", headers=user.headers), 401, "TOKEN_EXPIRED")
         # the refresh token still works and gives a fresh access token
         response = await private.post(f"{API}/auth/refresh", json={"refreshToken": user.refresh_token})

@@ -47,7 +47,8 @@ SEND_BATCH_MAX = 512
 IN_FLIGHT_MAX = 10_000  # commands sent or waiting to be sent; beyond it callers get 503
 READ_BLOCK_MS = 1000
 RECONNECT_DELAY_MAX_S = 2.0
-STOP_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 3.0
+CLOSE_TIMEOUT_S = 1.0
 
 NOT_APPLIED = {
     wire.ReplyError.EXPIRED: "the engine did not take the command in time; it was not applied",
@@ -286,7 +287,8 @@ class RedisEngineLink:
     async def _event_loop(self, ready: asyncio.Event) -> None:
         delay_s = 0.05
         while True:
-            pubsub = aioredis.Redis.from_url(self._url).pubsub(ignore_subscribe_messages=True)
+            client = aioredis.Redis.from_url(self._url, socket_timeout=READ_BLOCK_MS / 1000 + 5)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._keys.events)
                 # Subscribed: from here on no batch goes unseen, so the store is a safe base.
@@ -302,8 +304,10 @@ class RedisEngineLink:
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, RECONNECT_DELAY_MAX_S)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                # Bounded: closing a pub/sub connection can hang in redis-py (issue #3941).
+                for closing in (pubsub.aclose(), client.aclose()):
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
 
     async def _on_event(self, payload: bytes) -> None:
         try:
