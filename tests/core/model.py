@@ -11,8 +11,13 @@ The model covers every command the state machine sends: credits, limit GTC/IOC/F
 post-only, market orders by quantity and by quote quantity, all self-trade prevention modes,
 stop and take-profit orders (market and limit; a list of waiting orders per market, checked
 after every command that traded against the range of its trade prices, in rounds, in
-placement order), cancel, cancel-all and market updates (fees, halt/resume, default
-self-trade prevention).
+placement order), trailing stops (each walks the round's trades one by one: it starts at
+its activation price or the first trade, its stop follows the best price at a distance in
+quote units or parts per million, rounded away from the price onto the tick, and it acts
+like a stop-market when a trade reaches the stop; it is reported as touched whenever its
+stop moved), time in force GTD (rests like GTC; ``ExpireOrders`` ends every open order
+whose expiry is at or before the command's time, earliest first), cancel, cancel-all and
+market updates (fees, halt/resume, default self-trade prevention).
 It predicts reject codes, order statuses, fills (price, quantity, maker, fees), the books in
 queue order, every hold and every balance including the fee and external accounts.
 
@@ -34,6 +39,7 @@ from cambist.core.commands import (
     CancelOrder,
     Command,
     Credit,
+    ExpireOrders,
     PlaceOrder,
     UpsertMarket,
 )
@@ -60,6 +66,7 @@ KNOWN_BUGS: frozenset[str] = frozenset()
 MAX_UNITS = 2**62
 MAX_OPEN_ORDERS = 1_000
 MAX_FEE_PPM = 100_000
+TRAILING_PPM = range(1_000, 200_001)  # 0.1 % to 20 %
 COID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 SYSTEM = {FEE_ACCOUNT, EXTERNAL_ACCOUNT, -3}
 STP = SelfTradePrevention
@@ -92,6 +99,13 @@ class MOrder:
     status: OrderStatus = OrderStatus.NEW
     stop: int | None = None  # conditional orders: the trigger price
     post_only: bool = False
+    expire_time: int | None = None  # GTD
+    # Trailing stops: the distance (one of the two), the activation price until it is reached,
+    # and the best price since the trailing started (None until then).
+    trail_offset: int | None = None
+    trail_ppm: int | None = None
+    activation: int | None = None
+    extreme: int | None = None
 
     @property
     def remaining(self) -> int:
@@ -155,6 +169,7 @@ CONDITIONAL = (
     OrderType.TAKE_PROFIT_LIMIT,
 )
 PRICED = (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+RESTING = (TimeInForce.GTC, TimeInForce.GTD)
 
 
 def rises(kind: OrderType, side: Side) -> bool:
@@ -171,6 +186,7 @@ class Model:
         self.open: dict[int, MOrder] = {}
         self.next_order_id = 1
         self.credited: dict[str, int] = {}
+        self.time = 0  # of the command being applied (never runs backwards)
 
     # ---------------------------------------------------------------- reading
 
@@ -183,8 +199,12 @@ class Model:
 
     # ---------------------------------------------------------------- commands
 
-    def apply(self, command: Command) -> Result:
+    def apply(self, command: Command, time: int | None = None) -> Result:
+        if time is not None:
+            self.time = max(self.time, time)
         try:
+            if isinstance(command, ExpireOrders):
+                return self._expire_due()
             if isinstance(command, PlaceOrder):
                 return self._place(command)
             if isinstance(command, CancelOrder):
@@ -239,6 +259,15 @@ class Model:
         self._add(EXTERNAL_ACCOUNT, cmd.asset, -cmd.amount, 0)
         self.credited[cmd.asset] = self.credited.get(cmd.asset, 0) + cmd.amount
         return Result()
+
+    def _expire_due(self) -> Result:
+        """Every open GTD order whose time has come, earliest expiry first, then by id."""
+        result = Result()
+        due = [o for o in self.open.values() if o.expire_time is not None and o.expire_time <= self.time]
+        for order in sorted(due, key=lambda o: (o.expire_time, o.order_id)):
+            self._take_off(order, OrderStatus.EXPIRED)
+            result.touched[order.order_id] = OrderStatus.EXPIRED
+        return result
 
     def _cancel(self, cmd: CancelOrder) -> Result:
         order = self.open.get(cmd.order_id)
@@ -327,7 +356,17 @@ class Model:
                 raise Reject(RejectCode.DUPLICATE_CLIENT_ORDER_ID)
         if sum(o.account == cmd.account_id for o in self.open.values()) >= MAX_OPEN_ORDERS:
             raise Reject(RejectCode.TOO_MANY_OPEN_ORDERS)
-        if cmd.order_type not in CONDITIONAL and cmd.stop_price is not None:
+        if cmd.time_in_force is TimeInForce.GTD:
+            if cmd.order_type not in PRICED or cmd.expire_time is None:
+                raise Reject(RejectCode.INVALID_ORDER)
+            if not self.time < cmd.expire_time < MAX_UNITS:  # must be in the future
+                raise Reject(RejectCode.INVALID_ORDER)
+        elif cmd.expire_time is not None:
+            raise Reject(RejectCode.INVALID_ORDER)
+        trailing = cmd.order_type is OrderType.TRAILING_STOP
+        if not trailing and (cmd.trailing_offset, cmd.trailing_ppm, cmd.activation_price) != (None,) * 3:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if cmd.order_type not in CONDITIONAL and not trailing and cmd.stop_price is not None:
             raise Reject(RejectCode.INVALID_ORDER)
         stp = cmd.self_trade_prevention or market.stp
         buy = cmd.side is Side.BUY
@@ -345,7 +384,10 @@ class Model:
             client_order_id=cmd.client_order_id,
             hold_asset=market.quote if buy else market.base,
             post_only=cmd.post_only,
+            expire_time=cmd.expire_time,
         )
+        if trailing:
+            return self._place_trailing(cmd, market, order)
         if cmd.order_type in CONDITIONAL:
             return self._place_conditional(cmd, market, order)
         if cmd.order_type is OrderType.LIMIT:
@@ -379,32 +421,96 @@ class Model:
         if cmd.order_type in (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
             hold = self._limit_hold(cmd, market)
         else:
-            if cmd.price is not None or cmd.time_in_force is TimeInForce.FOK:
-                raise Reject(RejectCode.INVALID_ORDER)
-            if cmd.side is Side.SELL:
-                if cmd.quantity is None or cmd.quote_quantity is not None:
-                    raise Reject(RejectCode.INVALID_ORDER)
-                self._check_quantity(cmd.quantity, market)
-                hold = cmd.quantity
-            else:
-                if cmd.quote_quantity is None or cmd.quantity is not None:
-                    raise Reject(RejectCode.INVALID_ORDER)
-                if not 0 < cmd.quote_quantity < MAX_UNITS:
-                    raise Reject(RejectCode.INVALID_QUANTITY)
-                if cmd.quote_quantity < market.min_notional:
-                    raise Reject(RejectCode.BELOW_MIN_NOTIONAL)
-                hold = cmd.quote_quantity
+            hold = self._stop_market_hold(cmd, market)
             order.tif = TimeInForce.IOC
-        if hold > self.balance(cmd.account_id, order.hold_asset)[0]:
+        order.stop = stop
+        return self._wait(order, market, hold)
+
+    def _wait(self, order: MOrder, market: MMarket, hold: int) -> Result:
+        if hold > self.balance(order.account, order.hold_asset)[0]:
             raise Reject(RejectCode.INSUFFICIENT_FUNDS)
         self.next_order_id += 1
-        order.stop = stop
         order.status = OrderStatus.UNTRIGGERED
         self._add(order.account, order.hold_asset, -hold, hold)
         order.hold = hold
         market.waiting.append(order)
         self.open[order.order_id] = order
         return Result(order=order)
+
+    def _stop_market_hold(self, cmd: PlaceOrder, market: MMarket) -> int:
+        """A sell holds its quantity, a buy the quote amount it may spend."""
+        if cmd.price is not None or cmd.time_in_force is TimeInForce.FOK:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if cmd.side is Side.SELL:
+            if cmd.quantity is None or cmd.quote_quantity is not None:
+                raise Reject(RejectCode.INVALID_ORDER)
+            self._check_quantity(cmd.quantity, market)
+            return cmd.quantity
+        if cmd.quote_quantity is None or cmd.quantity is not None:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if not 0 < cmd.quote_quantity < MAX_UNITS:
+            raise Reject(RejectCode.INVALID_QUANTITY)
+        if cmd.quote_quantity < market.min_notional:
+            raise Reject(RejectCode.BELOW_MIN_NOTIONAL)
+        return cmd.quote_quantity
+
+    # ---------------------------------------------------------------- trailing stops
+
+    def _place_trailing(self, cmd: PlaceOrder, market: MMarket, order: MOrder) -> Result:
+        """A stop-market whose stop trails the best price since it started trailing."""
+        if cmd.stop_price is not None or cmd.post_only:
+            raise Reject(RejectCode.INVALID_ORDER)
+        offset, ppm, activation = cmd.trailing_offset, cmd.trailing_ppm, cmd.activation_price
+        if (offset is None) == (ppm is None):
+            raise Reject(RejectCode.INVALID_ORDER)
+        if offset is not None and not (0 < offset < MAX_UNITS and offset % market.tick == 0):
+            raise Reject(RejectCode.INVALID_PRICE)
+        if ppm is not None and ppm not in TRAILING_PPM:
+            raise Reject(RejectCode.INVALID_ORDER)
+        if activation is not None and not (0 < activation < MAX_UNITS and activation % market.tick == 0):
+            raise Reject(RejectCode.INVALID_PRICE)
+        hold = self._stop_market_hold(cmd, market)
+        order.tif = TimeInForce.IOC
+        order.trail_offset, order.trail_ppm = offset, ppm
+        last = market.last_price
+        if last is not None and (activation is None or self._reached(order, activation, last)):
+            self._trail_from(order, market, last)  # trailing from the last price already
+        else:
+            order.activation = activation  # waits for it, or (None) for the first trade
+        return self._wait(order, market, hold)
+
+    @staticmethod
+    def _reached(order: MOrder, activation: int, price: int) -> bool:
+        """A sell starts trailing when the price has risen to its activation; a buy, fallen."""
+        return price >= activation if order.side is Side.SELL else price <= activation
+
+    @staticmethod
+    def _trail_from(order: MOrder, market: MMarket, best: int) -> None:
+        if order.trail_offset is not None:
+            distance = order.trail_offset
+        else:
+            distance = ceil_div(best * (order.trail_ppm or 0), 1_000_000)
+        order.activation, order.extreme = None, best
+        tick = market.tick
+        if order.side is Side.SELL:  # below the best price, rounded down onto the tick
+            order.stop = max(0, (best - distance) // tick * tick)
+        else:  # above it, rounded up onto the tick
+            order.stop = min(MAX_UNITS - 1, ceil_div(best + distance, tick) * tick)
+
+    def _walk_trail(self, order: MOrder, market: MMarket, prices: list[int]) -> bool:
+        """The trades of a round, in order, for one trailing stop: True once one reaches it."""
+        sell = order.side is Side.SELL
+        for price in prices:
+            if order.extreme is None:  # not trailing yet
+                if order.activation is None or self._reached(order, order.activation, price):
+                    self._trail_from(order, market, price)
+                continue
+            stop = order.stop or 0
+            if price <= stop if sell else price >= stop:
+                return True
+            if price > order.extreme if sell else price < order.extreme:
+                self._trail_from(order, market, price)
+        return False
 
     def _run_triggers(self, market: MMarket, result: Result) -> None:
         """Rounds: the prices of the trades not yet looked at reach some stops; those orders act
@@ -414,11 +520,16 @@ class Model:
             prices = [t.price for t in result.trades[looked_at:]]
             looked_at = len(result.trades)
             low, high = min(prices), max(prices)
-            due = [
-                o
-                for o in market.waiting
-                if ((o.stop or 0) <= high if rises(o.kind, o.side) else (o.stop or 0) >= low)
-            ]
+            due = []
+            for o in market.waiting:
+                if o.kind is OrderType.TRAILING_STOP:
+                    state = (o.activation, o.extreme, o.stop)
+                    if self._walk_trail(o, market, prices):
+                        due.append(o)
+                    elif (o.activation, o.extreme, o.stop) != state:
+                        result.touched[o.order_id] = OrderStatus.UNTRIGGERED  # its stop moved
+                elif (o.stop or 0) <= high if rises(o.kind, o.side) else (o.stop or 0) >= low:
+                    due.append(o)
             for order in sorted(due, key=lambda o: o.order_id):
                 market.waiting.remove(order)
                 del self.open[order.order_id]
@@ -441,7 +552,7 @@ class Model:
             raise Reject(RejectCode.INVALID_QUANTITY)
         if cmd.quote_quantity is not None:
             raise Reject(RejectCode.INVALID_ORDER)
-        if cmd.post_only and cmd.time_in_force is not TimeInForce.GTC:
+        if cmd.post_only and cmd.time_in_force not in RESTING:
             raise Reject(RejectCode.INVALID_ORDER)
         if not 0 < cmd.price < MAX_UNITS or cmd.price % market.tick:
             raise Reject(RejectCode.INVALID_PRICE)
@@ -527,7 +638,7 @@ class Model:
         stop = self._match(order, market, hold, settle=True, result=result)
         if self._complete(order, stop):
             order.status = OrderStatus.FILLED
-        elif order.kind in PRICED and order.tif is TimeInForce.GTC and stop != "self-trade":
+        elif order.kind in PRICED and order.tif in RESTING and stop != "self-trade":
             if order.side is Side.BUY and order.price is not None:
                 # A buy that filled below its limit keeps only what its rest needs locked.
                 needed = -(-order.remaining * order.price // market.base_unit)
