@@ -33,6 +33,7 @@ Drop a name from ``KNOWN_BUGS`` once the core is fixed and the model checks the 
 
 from __future__ import annotations
 
+import copy
 import os
 
 import msgspec
@@ -49,6 +50,7 @@ from cambist.core.commands import (
     Command,
     Credit,
     ExpireOrders,
+    PlaceOco,
     PlaceOrder,
     UpsertMarket,
     decode_command,
@@ -112,7 +114,13 @@ class CoreMachine(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- driving
 
-    def run(self, command: Command) -> Outcome:
+    def run(self, command: Command) -> Outcome | None:
+        if ref.OCO_STP_ORPHAN_STOP in ref.KNOWN_BUGS and any(o.linked for o in self.model.open.values()):
+            trial = copy.deepcopy(self.model)
+            trial.apply(command, (len(self.journal) + 1) * 1000)
+            if "OCO limit ended by self-trade prevention" in trial.notes:
+                event("skipped: self-trade prevention would end an OCO limit order (known bug)")
+                return None
         before = fingerprint(self.core)
         seq = len(self.journal) + 1
         expected = self.model.apply(command, seq * 1000)
@@ -139,6 +147,8 @@ class CoreMachine(RuleBasedStateMachine):
                 event("a trailing stop and a stop or take-profit triggered by one command")
         if any(v.status is OrderStatus.UNTRIGGERED and v.order_id not in placed for v in trailing):
             event("a trailing stop moved")
+        for note in sorted(self.model.notes):
+            event(note)
         if isinstance(command, ExpireOrders) and outcome.orders:
             event("GTD orders expired")
         if any(v.time_in_force is TimeInForce.GTD and v.status in acted[:3] for v in changes.orders):
@@ -150,6 +160,10 @@ class CoreMachine(RuleBasedStateMachine):
         self.check_outcome(outcome, expected)
         self.check_ledger(changes)
         return outcome
+
+    def must(self, command: Command) -> None:
+        outcome = self.run(command)
+        assert outcome is not None and outcome.reject is None, command
 
     def check_outcome(self, outcome: Outcome, expected: ref.Result) -> None:
         views = ([outcome.order] if outcome.order else []) + list(outcome.orders)
@@ -211,10 +225,10 @@ class CoreMachine(RuleBasedStateMachine):
             fee_account = {e.account_id for e in changes.ledger if e.ref == ref_id and e.kind == "fee"}
             assert fee_account <= {FEE_ACCOUNT}
 
-    def upsert(self, spec: Spec, **changes: object) -> Outcome:
+    def upsert(self, spec: Spec, **changes: object) -> Outcome | None:
         command = msgspec.structs.replace(self.markets[spec.symbol], **changes)
         outcome = self.run(command)
-        if outcome.reject is None:
+        if outcome is not None and outcome.reject is None:
             self.markets[spec.symbol] = command
         return outcome
 
@@ -223,7 +237,7 @@ class CoreMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         for asset, scale in SCALES.items():
-            assert self.run(AddAsset(asset, scale)).reject is None
+            self.must(AddAsset(asset, scale))
         for spec in MARKETS:
             command = UpsertMarket(
                 symbol=spec.symbol,
@@ -236,13 +250,11 @@ class CoreMachine(RuleBasedStateMachine):
                 maker_fee_ppm=1000,
                 taker_fee_ppm=2000,
             )
-            assert self.run(command).reject is None
+            self.must(command)
             self.markets[spec.symbol] = command
         for account in ACCOUNTS:  # enough for a few orders each; credits top up during the run
             for asset, amount in (("USDT", 5 * 10**5), ("BTC", 2 * 10**5), ("ETH", 3 * 10**5)):
-                assert (
-                    self.run(Credit(f"seed-{account}-{asset}", account, asset, amount, "seed")).reject is None
-                )
+                self.must(Credit(f"seed-{account}-{asset}", account, asset, amount, "seed"))
 
     @precondition(lambda self: len(self.journal) % 3 == 0)  # credits top up, they should not dominate
     @rule(
@@ -267,6 +279,7 @@ class CoreMachine(RuleBasedStateMachine):
         client_order_id=st.sampled_from([None] * 4 + ["a", "b"]),
         defect=st.sampled_from([None] * 12 + ["tick", "lot"]),
         expiry=st.sampled_from([None] * 6 + list(range(1, 11)) + ["past", "now", "missing", "without GTD"]),
+        iceberg=st.sampled_from([None] * 6 + [1, 1, 2, 3, 5, "zero", "off lot"]),
     )
     def place_limit(
         self,
@@ -281,13 +294,21 @@ class CoreMachine(RuleBasedStateMachine):
         client_order_id: str | None,
         defect: str | None,
         expiry: int | str | None = None,
+        iceberg: int | str | None = None,
         price: int | None = None,
     ) -> None:
-        """A limit order; ``expiry``: GTD expiring that many commands from now, or refused."""
+        """A limit order; ``expiry``: GTD expiring that many commands from now, or refused;
+        ``iceberg``: showing slices of that many lots (refused when not less than the order, or
+        not on the lot, or on an IOC/FOK order)."""
         if price is None:  # the simplest step (0) is the most aggressive price: shrinking keeps trades
             step = 7 - step if side is Side.BUY else step
             price = spec.price0 + step * spec.tick + (1 if defect == "tick" else 0)
         quantity = lots * spec.lot + (1 if defect == "lot" else 0)
+        iceberg_quantity = None
+        if isinstance(iceberg, int):
+            iceberg_quantity = iceberg * spec.lot
+        elif iceberg is not None:
+            iceberg_quantity = 0 if iceberg == "zero" else spec.lot + 1
         command = PlaceOrder(
             account,
             spec.symbol,
@@ -298,6 +319,7 @@ class CoreMachine(RuleBasedStateMachine):
             post_only=post_only,
             client_order_id=client_order_id,
             self_trade_prevention=stp,
+            iceberg_quantity=iceberg_quantity,
             **self.gtd(tif, expiry),  # type: ignore[arg-type]
         )
         if (
@@ -573,6 +595,52 @@ class CoreMachine(RuleBasedStateMachine):
             PlaceOrder(account, spec.symbol, side, OrderType.TRAILING_STOP, **fields)  # type: ignore[arg-type]
         )
 
+    @rule(
+        spec=markets,
+        account=accounts,
+        side=sides,
+        lots=st.integers(min_value=1, max_value=20),
+        limit=st.integers(min_value=-1, max_value=4),
+        stop=st.integers(min_value=-1, max_value=4),
+        stop_limit=st.sampled_from([None, None, 0, 1, 2, -1]),
+        client_order_id=st.sampled_from([None] * 4 + ["a", "b"]),
+    )
+    def place_oco(
+        self,
+        spec: Spec,
+        account: int,
+        side: Side,
+        lots: int,
+        limit: int,
+        stop: int,
+        stop_limit: int | None,
+        client_order_id: str | None,
+    ) -> None:
+        """An OCO list: the limit ``limit`` ticks from the last price on the far side (a sell's
+        above), the stop ``stop`` ticks on the near side, and the stop-limit ``stop_limit`` ticks
+        beyond the stop (or a stop-market, which a buy may not have); small and negative steps
+        make some of them refused (inverted, crossing, already triggered)."""
+        market = self.model.markets.get(spec.symbol)
+        last = (
+            market.last_price
+            if market is not None and market.last_price is not None
+            else spec.price0 + 3 * spec.tick
+        )
+        away = 1 if side is Side.SELL else -1  # where the limit price lies; the stop the other way
+        stop_price = last - away * stop * spec.tick
+        self.run(
+            PlaceOco(
+                account,
+                spec.symbol,
+                side,
+                lots * spec.lot,
+                last + away * limit * spec.tick,
+                stop_price,
+                None if stop_limit is None else stop_price - away * stop_limit * spec.tick,
+                client_order_id,
+            )
+        )
+
     @rule()
     def expire(self) -> None:
         """The engine's clock: end the GTD orders whose time has come (often none)."""
@@ -666,8 +734,8 @@ class CoreMachine(RuleBasedStateMachine):
         for symbol, market in self.core.markets.items():
             mine = self.model.markets[symbol]
             for side, queue in ((market.book.bids, mine.bids()), (market.book.asks, mine.asks())):
-                got = [(o.order_id, o.remaining) for lvl in side.iter_levels() for o in lvl.orders.values()]
-                assert got == [(o.order_id, o.remaining) for o in queue], symbol
+                got = [(o.order_id, o.shown) for lvl in side.iter_levels() for o in lvl.orders.values()]
+                assert got == [(o.order_id, o.shown) for o in queue], symbol
         assert set(self.core.orders) == set(self.model.open)
         for order_id, order in self.core.orders.items():
             want = self.model.open[order_id]
@@ -679,6 +747,8 @@ class CoreMachine(RuleBasedStateMachine):
             assert (order.stop_price, order.expire_time) == (want.stop, want.expire_time)
             if order.order_type is OrderType.TRAILING_STOP:
                 assert (order.activation_price, order.trail_extreme) == (want.activation, want.extreme)
+            assert (order.iceberg_quantity, order.shown_remaining) == (want.iceberg, want.shown_left)
+            assert order.linked_order_id == want.linked
         assert self.core.next_order_id == self.model.next_order_id
 
     @invariant()
@@ -714,7 +784,9 @@ class CoreMachine(RuleBasedStateMachine):
                     trailing = order.order_type is OrderType.TRAILING_STOP
                     assert (trailing and order.trail_extreme is None) or order.stop_price is not None
                     assert order.stop_price is None or order.stop_price % spec.tick == 0
-                    assert order.filled_quantity == 0 and order.hold_remaining > 0
+                    assert order.filled_quantity == 0
+                    # The waiting stop of an OCO list holds nothing: its limit order holds.
+                    assert order.hold_remaining > 0 or order.linked_order_id is not None
                     continue
                 assert order.price is not None and order.price % spec.tick == 0
                 assert order.quantity is not None and order.quantity % spec.lot == 0
@@ -749,4 +821,4 @@ TestCoreMachine = CoreMachine.TestCase
 
 def test_the_model_knows_its_bugs_are_bugs() -> None:
     """Every known bug listed in the model is a real name (a typo would silently disable it)."""
-    assert {ref.QUOTE_EXACT_EXPIRES, ref.STP_GTC_TAKER_NOT_EXPIRED} >= ref.KNOWN_BUGS
+    assert {ref.QUOTE_EXACT_EXPIRES, ref.STP_GTC_TAKER_NOT_EXPIRED, ref.OCO_STP_ORPHAN_STOP} >= ref.KNOWN_BUGS
