@@ -73,7 +73,7 @@ OCO_STP_ORPHAN_STOP = "self-trade prevention ending an OCO limit order leaves it
 # fills is expired by that fill, and then triggered anyway: the core raises ValueError
 # (test_oco_bugs); the state machine does not send commands that would do it.
 OCO_STOP_ENDED_WHILE_DUE = "an OCO stop expired while due in a round of triggers still triggers"
-KNOWN_BUGS: frozenset[str] = frozenset({OCO_STP_ORPHAN_STOP, OCO_STOP_ENDED_WHILE_DUE})
+KNOWN_BUGS: frozenset[str] = frozenset()
 # What the model notes when a command would meet a known bug (the state machine avoids it).
 KNOWN_BUG_NOTES = {
     OCO_STP_ORPHAN_STOP: "OCO limit ended by self-trade prevention",

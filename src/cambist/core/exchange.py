@@ -913,7 +913,9 @@ class ExchangeCore:
                     due.extend(self.orders[oid] for _, oid in market.on_fall.irange(minimum=(low, 0)))
             due.sort(key=lambda o: (o.priority, o.order_id))
             for order in due:
-                self._trigger(order, self.markets[order.symbol], seq, time)
+                # An earlier order of this round may have ended it (an OCO stop whose limit filled).
+                if order.status is OrderStatus.UNTRIGGERED:
+                    self._trigger(order, self.markets[order.symbol], seq, time)
 
     def _follow_trades(self, trades: list[Trade]) -> list[Order]:
         """Walk the trades in order through each market's trailing stops: the stops move with
@@ -996,6 +998,7 @@ class ExchangeCore:
                 if maker.account_id == taker.account_id:
                     if stp is not SelfTradePrevention.EXPIRE_TAKER:
                         self._end_resting(maker, market, OrderStatus.EXPIRED, seq, time)
+                        self._end_linked(maker, OrderStatus.EXPIRED, seq, time)  # its OCO stop too
                     if stp is not SelfTradePrevention.EXPIRE_MAKER:
                         return _Stop.SELF_TRADE
                     continue
