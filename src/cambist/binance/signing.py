@@ -137,10 +137,13 @@ def parse_int(params: dict[str, str], name: str) -> int | None:
 def check_time(params: dict[str, str], now: int) -> None:
     """``timestamp`` is mandatory and within ``recvWindow`` (default 5000, at most 60000) of
     ``now``; no more than 1000 ms in the server's future."""
-    timestamp = parse_int(params, "timestamp")
+    check_window(parse_int(params, "timestamp"), parse_int(params, "recvWindow"), now)
+
+
+def check_window(timestamp: int | None, window: int | None, now: int) -> None:
+    """The timing rules of REST and WS-API alike, once their parameters are integers."""
     if timestamp is None:
         raise errors.mandatory("timestamp")
-    window = parse_int(params, "recvWindow")
     if window is None:
         window = RECV_WINDOW_DEFAULT_MS
     if window > RECV_WINDOW_MAX_MS:

@@ -33,7 +33,7 @@ from cambist.accounts.errors import AuthError
 from cambist.accounts.permissions import Permission
 from cambist.api.auth import client_ip
 from cambist.api.runtime import Runtime
-from cambist.binance import errors
+from cambist.binance import errors, signing
 from cambist.binance.context import listen_keys
 from cambist.binance.stream_hub import BinanceStreamHub, Sink, encode, hub_of, now_ms
 from cambist.stream.connection import CLOSE_POLICY_VIOLATION, Connection
@@ -41,9 +41,6 @@ from cambist.stream.ws import MAX_CONNECTIONS_PER_IP, _frame_sender
 
 MAX_MESSAGE_CHARS = 64 * 1024
 TICK_S = 60.0  # how often a session's listenKeys are checked
-RECV_WINDOW_DEFAULT_MS = 5_000
-RECV_WINDOW_MAX_MS = 60_000
-AHEAD_TOLERANCE_MS = 1_000
 MAX_USER_SUBSCRIPTIONS = 20  # per WS-API connection
 
 _decode = msgspec.json.Decoder().decode
@@ -205,18 +202,8 @@ def _int_param(params: dict[str, Any], name: str) -> int | None:
 
 
 def check_time(params: dict[str, Any], now: int) -> None:
-    timestamp = _int_param(params, "timestamp")
-    if timestamp is None:
-        raise errors.mandatory("timestamp")
-    window = _int_param(params, "recvWindow")
-    if window is None:
-        window = RECV_WINDOW_DEFAULT_MS
-    if window > RECV_WINDOW_MAX_MS:
-        raise errors.error(errors.BAD_RECV_WINDOW)
-    if timestamp > now + AHEAD_TOLERANCE_MS:
-        raise errors.error(errors.TIMESTAMP_AHEAD)
-    if now - timestamp > window:
-        raise errors.error(errors.INVALID_TIMESTAMP)
+    """WS-API parameters may be JSON numbers; the rules are REST's (``signing.check_window``)."""
+    signing.check_window(_int_param(params, "timestamp"), _int_param(params, "recvWindow"), now)
 
 
 class WsApiSession:
